@@ -1,0 +1,21 @@
+//! redirfs's platform-neutral core.
+//!
+//! Data flow, one module per arrow: YAML text -> [`yaml`] (nodes with positions) -> [`decl`]
+//! (validated [`decl::Declaration`], every problem collected as a [`diag::Diagnostic`]) ->
+//! [`table`] (the redirection trie that resolves virtual paths) -> the backends' overlays.
+//!
+//! fs-core knows nothing of FUSE or WinFsp.
+
+pub mod decl;
+pub mod diag;
+pub mod error;
+pub mod explain;
+pub mod table;
+pub mod vpath;
+pub mod yaml;
+
+pub use decl::{load_file, Declaration, Entry, LoadError, Mountpoint, OnMissing, Presentation};
+pub use diag::{Diagnostic, Invalid, Severity};
+pub use error::Error;
+pub use table::{NameCase, Resolved, SharedTable, Table};
+pub use vpath::VPath;

@@ -1,0 +1,325 @@
+//! The redirection table: a validated declaration compiled into a trie of virtual path components.
+//!
+//! Resolving a path walks one trie node per component, so its cost grows with the path's depth and
+//! not with the number of rules. The table is immutable; a reload builds a new one and swaps it in
+//! [`SharedTable`], so readers never wait on a writer.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::decl::{Declaration, Entry, Mountpoint, Options};
+
+/// Index of a rule in [`Table::rules`].
+pub type RuleId = u32;
+
+/// Index of a trie node.
+type NodeId = u32;
+
+const ROOT: NodeId = 0;
+
+#[derive(Debug, Default)]
+struct TNode {
+    /// Children by folded name: (name as declared, node).
+    children: HashMap<Box<[u8]>, (Box<[u8]>, NodeId)>,
+    rule: Option<RuleId>,
+}
+
+/// How names compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NameCase {
+    /// Byte for byte (Linux, macOS).
+    #[default]
+    Sensitive,
+    /// Case-insensitive, case-preserving (Windows).
+    Insensitive,
+}
+
+/// A redirection table built from one declaration.
+#[derive(Debug)]
+pub struct Table {
+    nodes: Vec<TNode>,
+    rules: Vec<Entry>,
+    base: Option<PathBuf>,
+    mountpoint: Mountpoint,
+    options: Options,
+    file: PathBuf,
+    case: NameCase,
+}
+
+/// Where a virtual path leads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolved<'t> {
+    /// Exactly a `symlink` or `junction` entry.
+    Link(&'t Entry),
+    /// Beneath a link entry: the kernel follows the link, so this names `real` in the target.
+    BeneathLink {
+        /// The link entry.
+        entry: &'t Entry,
+        /// The target joined with the rest of the path.
+        real: PathBuf,
+    },
+    /// A real object in the base or in a transparent target, possibly with declared children
+    /// laid over it (when it is a directory that declarations nest in).
+    Real {
+        /// The real path.
+        real: PathBuf,
+        /// The transparent entry it lies in, or `None` for the base.
+        via: Option<&'t Entry>,
+        /// Declared children masking the real directory's own, if any.
+        dir: Option<Dir<'t>>,
+    },
+    /// A directory that exists only because entries are declared beneath it.
+    Synthetic(Dir<'t>),
+    /// Nothing: no declaration covers it and there is no base.
+    Absent,
+}
+
+/// A directory node of the table: the names declared directly in it.
+#[derive(Debug, Clone, Copy)]
+pub struct Dir<'t> {
+    table: &'t Table,
+    node: NodeId,
+}
+
+impl PartialEq for Dir<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.table, other.table) && self.node == other.node
+    }
+}
+impl Eq for Dir<'_> {}
+
+impl<'t> Dir<'t> {
+    /// The declared names in this directory, as declared.
+    pub fn names(&self) -> impl Iterator<Item = &'t [u8]> + 't {
+        let node: &'t TNode = &self.table.nodes[self.node as usize];
+        node.children.values().map(|(name, _)| &**name)
+    }
+
+    /// Whether `name` is declared here (an entry, or a directory entries are nested in).
+    pub fn contains(&self, name: &[u8]) -> bool {
+        let node = &self.table.nodes[self.node as usize];
+        node.children.contains_key(&*self.table.fold(name))
+    }
+
+    /// The number of declared names.
+    pub fn len(&self) -> usize {
+        self.table.nodes[self.node as usize].children.len()
+    }
+
+    /// Whether nothing is declared here.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Table {
+    /// Compiles a validated declaration.
+    pub fn new(decl: &Declaration, case: NameCase) -> Table {
+        let mut t = Table {
+            nodes: vec![TNode::default()],
+            rules: Vec::with_capacity(decl.entries.len()),
+            base: decl.base.clone(),
+            mountpoint: decl.mountpoint.clone(),
+            options: decl.options,
+            file: decl.file.clone(),
+            case,
+        };
+        for entry in &decl.entries {
+            let id = t.rules.len() as RuleId;
+            t.rules.push(entry.clone());
+            let mut node = ROOT;
+            for comp in entry.path.components() {
+                let key: Box<[u8]> = t.fold(comp.as_bytes()).into();
+                let next = t.nodes.len() as NodeId;
+                let child = match t.nodes[node as usize].children.get(&key) {
+                    Some((_, id)) => *id,
+                    None => {
+                        t.nodes[node as usize]
+                            .children
+                            .insert(key, (comp.as_bytes().into(), next));
+                        t.nodes.push(TNode::default());
+                        next
+                    }
+                };
+                node = child;
+            }
+            t.nodes[node as usize].rule = Some(id);
+        }
+        t
+    }
+
+    /// An empty table: everything is the base.
+    pub fn empty(mountpoint: Mountpoint, base: Option<PathBuf>) -> Table {
+        Table {
+            nodes: vec![TNode::default()],
+            rules: Vec::new(),
+            base,
+            mountpoint,
+            options: Options::default(),
+            file: PathBuf::new(),
+            case: NameCase::Sensitive,
+        }
+    }
+
+    fn fold<'a>(&self, name: &'a [u8]) -> Cow<'a, [u8]> {
+        match self.case {
+            NameCase::Sensitive => Cow::Borrowed(name),
+            NameCase::Insensitive => fold_case(name),
+        }
+    }
+
+    /// The rules, in declaration order.
+    pub fn rules(&self) -> &[Entry] {
+        &self.rules
+    }
+
+    /// The base directory.
+    pub fn base(&self) -> Option<&Path> {
+        self.base.as_deref()
+    }
+
+    /// The mountpoint.
+    pub fn mountpoint(&self) -> &Mountpoint {
+        &self.mountpoint
+    }
+
+    /// Mount-wide options.
+    pub fn options(&self) -> Options {
+        self.options
+    }
+
+    /// The declaration file the table was built from.
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    /// The root directory's declared names.
+    pub fn root(&self) -> Dir<'_> {
+        Dir {
+            table: self,
+            node: ROOT,
+        }
+    }
+
+    /// Resolves a virtual path given as components (names, never `.` or `..`).
+    pub fn resolve<'a, I>(&self, components: I) -> Resolved<'_>
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+    {
+        let mut comps = components.into_iter();
+        let mut node = Some(ROOT);
+        // The real object the walk is at: (path, transparent entry or None for the base).
+        let mut real: Option<(PathBuf, Option<&Entry>)> =
+            self.base.as_ref().map(|b| (b.clone(), None));
+        while let Some(comp) = comps.next() {
+            let child = node.and_then(|n| {
+                self.nodes[n as usize]
+                    .children
+                    .get(&*self.fold(comp))
+                    .map(|(_, id)| *id)
+            });
+            node = child;
+            let rule = child.and_then(|n| self.nodes[n as usize].rule);
+            let Some(rule) = rule else {
+                if let Some((p, _)) = real.as_mut() {
+                    p.push(component_path(comp));
+                }
+                continue;
+            };
+            let entry = &self.rules[rule as usize];
+            if entry.presentation.is_link() {
+                let mut rest = comps.peekable();
+                if rest.peek().is_none() {
+                    return Resolved::Link(entry);
+                }
+                let mut real = entry.target.clone();
+                for c in rest {
+                    real.push(component_path(c));
+                }
+                return Resolved::BeneathLink { entry, real };
+            }
+            real = Some((entry.target.clone(), Some(entry)));
+        }
+        let dir = node.and_then(|n| {
+            let has_children = !self.nodes[n as usize].children.is_empty();
+            has_children.then_some(Dir {
+                table: self,
+                node: n,
+            })
+        });
+        match (real, dir) {
+            (Some((real, via)), dir) => Resolved::Real { real, via, dir },
+            (None, Some(dir)) => Resolved::Synthetic(dir),
+            (None, None) if node == Some(ROOT) => Resolved::Synthetic(self.root()),
+            (None, None) => Resolved::Absent,
+        }
+    }
+
+    /// Resolves a normalized virtual path.
+    pub fn resolve_vpath(&self, path: &crate::vpath::VPath) -> Resolved<'_> {
+        self.resolve(path.components().iter().map(|c| c.as_bytes()))
+    }
+}
+
+/// Case folding for case-insensitive names: ASCII fast path, Unicode lower case otherwise.
+pub fn fold_case(name: &[u8]) -> Cow<'_, [u8]> {
+    if name.is_ascii() {
+        if name.iter().any(u8::is_ascii_uppercase) {
+            Cow::Owned(name.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(name)
+        }
+    } else {
+        match std::str::from_utf8(name) {
+            Ok(s) => Cow::Owned(s.to_lowercase().into_bytes()),
+            Err(_) => Cow::Borrowed(name),
+        }
+    }
+}
+
+/// A name as a path component.
+#[cfg(unix)]
+pub fn component_path(name: &[u8]) -> &Path {
+    use std::os::unix::ffi::OsStrExt;
+    Path::new(std::ffi::OsStr::from_bytes(name))
+}
+
+/// A name as a path component (names reach Windows as UTF-8).
+#[cfg(not(unix))]
+pub fn component_path(name: &[u8]) -> PathBuf {
+    PathBuf::from(String::from_utf8_lossy(name).into_owned())
+}
+
+/// The table in force, swapped whole on reload. Readers take a snapshot and never block.
+#[derive(Debug)]
+pub struct SharedTable {
+    current: ArcSwap<Table>,
+}
+
+impl SharedTable {
+    /// Starts with `table`.
+    pub fn new(table: Table) -> SharedTable {
+        SharedTable {
+            current: ArcSwap::from_pointee(table),
+        }
+    }
+
+    /// The table in force now; holding it keeps this version alive.
+    pub fn load(&self) -> Arc<Table> {
+        self.current.load_full()
+    }
+
+    /// A cheap guard on the table in force, for one request.
+    pub fn snapshot(&self) -> arc_swap::Guard<Arc<Table>> {
+        self.current.load()
+    }
+
+    /// Replaces the table; returns the previous one.
+    pub fn swap(&self, table: Table) -> Arc<Table> {
+        self.current.swap(Arc::new(table))
+    }
+}

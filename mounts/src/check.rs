@@ -1,0 +1,78 @@
+//! `redirfs check` and `redirfs explain`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use fs_core::decl::{self, LoadError};
+use fs_core::{NameCase, Severity, Table, VPath};
+
+use crate::{EXIT_INVALID, EXIT_USAGE};
+
+pub fn check(files: &[PathBuf]) -> ExitCode {
+    let mut status = 0u8;
+    for file in files {
+        match decl::load_file(file) {
+            Ok(d) => {
+                for diag in &d.diagnostics {
+                    eprintln!("{diag}");
+                }
+                let warnings = d.warnings().count();
+                println!(
+                    "{}: ok: {} redirection{}{}",
+                    file.display(),
+                    d.entries.len(),
+                    if d.entries.len() == 1 { "" } else { "s" },
+                    match warnings {
+                        0 => String::new(),
+                        1 => ", 1 warning".to_string(),
+                        n => format!(", {n} warnings"),
+                    }
+                );
+            }
+            Err(LoadError::Invalid(inv)) => {
+                for diag in &inv.diagnostics {
+                    eprintln!("{diag}");
+                }
+                let n = inv.error_count();
+                eprintln!(
+                    "{}: invalid: {n} error{}",
+                    file.display(),
+                    if n == 1 { "" } else { "s" }
+                );
+                status = status.max(EXIT_INVALID);
+            }
+            Err(e @ LoadError::Io { .. }) => {
+                eprintln!("redirfs: {e}");
+                status = status.max(EXIT_USAGE);
+            }
+        }
+    }
+    ExitCode::from(status)
+}
+
+pub fn explain(file: &Path, path: &str) -> ExitCode {
+    let d = match decl::load_file(file) {
+        Ok(d) => d,
+        Err(LoadError::Invalid(inv)) => {
+            eprintln!("{inv}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+        Err(e) => {
+            eprintln!("redirfs: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    for diag in d.diagnostics.iter().filter(|d| d.severity >= Severity::Warning) {
+        eprintln!("{diag}");
+    }
+    let vpath = match VPath::parse_lenient(path) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("redirfs: the path `{path}` {e}: give a path inside the mount, e.g. `data/file.txt`");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let table = Table::new(&d, NameCase::Sensitive);
+    print!("{}", fs_core::explain::explain(&table, &vpath));
+    ExitCode::SUCCESS
+}
