@@ -298,6 +298,10 @@ impl Checker<'_> {
                     );
                     false
                 }
+                Value::Alias => {
+                    self.alias(v);
+                    false
+                }
                 _ => {
                     self.d.error(
                         v.loc,
@@ -416,10 +420,6 @@ impl Checker<'_> {
                 );
                 continue;
             }
-            if matches!(v.value, Value::Alias) {
-                self.alias(v);
-                continue;
-            }
             first_seen.insert(name, k.loc);
             out.insert(name, v);
         }
@@ -443,6 +443,10 @@ impl Checker<'_> {
                 }
                 Some(text.clone())
             }
+            Value::Alias => {
+                self.alias(node);
+                None
+            }
             _ => {
                 self.d.error(
                     node.loc,
@@ -458,6 +462,10 @@ impl Checker<'_> {
         match &node.value {
             Value::Scalar { text, quoted: false } if text == "true" => Some(true),
             Value::Scalar { text, quoted: false } if text == "false" => Some(false),
+            Value::Alias => {
+                self.alias(node);
+                None
+            }
             _ => {
                 self.d.error(
                     node.loc,
@@ -557,6 +565,10 @@ impl Checker<'_> {
         let items = match &node.value {
             Value::Seq(items) => items,
             Value::Scalar { text, quoted: false } if is_null(text) => return Vec::new(),
+            Value::Alias => {
+                self.alias(node);
+                return Vec::new();
+            }
             _ => {
                 self.d.error(
                     node.loc,
@@ -843,6 +855,10 @@ impl Checker<'_> {
 
 fn describe(node: &Node) -> String {
     match &node.value {
+        Value::Scalar {
+            text,
+            quoted: false,
+        } if text.is_empty() => "nothing".to_string(),
         Value::Scalar { text, .. } => format!("{} `{text}`", node.type_name()),
         _ => node.type_name().to_string(),
     }

@@ -6,10 +6,16 @@
 //!
 //! fs-core knows nothing of FUSE or WinFsp.
 
+#![deny(unsafe_code)]
+
 pub mod decl;
 pub mod diag;
 pub mod error;
 pub mod explain;
+#[cfg(unix)]
+pub mod overlay;
+#[cfg(unix)]
+pub mod sys;
 pub mod table;
 pub mod vpath;
 pub mod yaml;

@@ -54,10 +54,15 @@ impl VPath {
         if text.contains('\\') {
             return Err(VPathError::Backslash);
         }
-        if text.starts_with('/') {
-            return Err(VPathError::Absolute);
-        }
         let vp = VPath::parse_lenient(text)?;
+        if text.starts_with('/') {
+            // `/` alone (or `/./`) names the root: empty, not an absolute path to rewrite.
+            return Err(if vp.is_root() {
+                VPathError::Empty
+            } else {
+                VPathError::Absolute
+            });
+        }
         if vp.is_root() {
             return Err(VPathError::Empty);
         }

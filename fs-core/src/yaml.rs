@@ -105,7 +105,16 @@ impl Builder {
                 Value::Seq(items) => items.push(node),
                 Value::Map(entries) => match pending_key.take() {
                     None => *pending_key = Some(node),
-                    Some(key) => entries.push((key, node)),
+                    Some(key) => {
+                        let mut node = node;
+                        // An empty value (`key:` and nothing after it) is marked by the parser at
+                        // the next token, often on a later line; a reader looks for it at its key.
+                        if matches!(&node.value, Value::Scalar { text, quoted: false } if text.is_empty())
+                        {
+                            node.loc = key.loc;
+                        }
+                        entries.push((key, node));
+                    }
                 },
                 Value::Scalar { .. } | Value::Alias => {}
             },
@@ -163,19 +172,38 @@ impl MarkedEventReceiver for Builder {
     }
 }
 
+/// How deep collections may nest. A declaration needs four levels; the limit keeps a malformed
+/// or hostile file from exhausting the stack (the parser's own loader, and dropping the tree,
+/// recurse once per level).
+pub const MAX_DEPTH: usize = 64;
+
 /// Parses `text` into its documents.
 ///
 /// # Errors
-/// Returns the first syntax error (YAML cannot be read on past one).
+/// Returns the first syntax error (YAML cannot be read on past one), or the place where
+/// collections nest deeper than [`MAX_DEPTH`].
 pub fn parse(text: &str) -> Result<Vec<Node>, SyntaxError> {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(text);
-    parser
-        .load(&mut builder, true)
-        .map_err(|e| SyntaxError {
+    // Pull events one at a time rather than through `Parser::load`, which recurses per level.
+    loop {
+        let (ev, mark) = parser.next_token().map_err(|e| SyntaxError {
             loc: Loc::from_marker(*e.marker()),
             message: e.info().to_string(),
         })?;
+        match ev {
+            Event::StreamEnd => break,
+            Event::SequenceStart(..) | Event::MappingStart(..)
+                if builder.stack.len() >= MAX_DEPTH =>
+            {
+                return Err(SyntaxError {
+                    loc: Loc::from_marker(mark),
+                    message: format!("collections nest deeper than {MAX_DEPTH} levels"),
+                });
+            }
+            ev => builder.on_event(ev, mark),
+        }
+    }
     Ok(builder.docs)
 }
 

@@ -6,6 +6,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod check;
+#[cfg(unix)]
+mod demo;
+#[cfg(unix)]
+mod mount;
 
 /// Exit status: the declaration is invalid.
 const EXIT_INVALID: u8 = 1;
@@ -44,6 +48,40 @@ enum Command {
         /// A path inside the mount, relative to its root (a leading `/` is allowed).
         path: String,
     },
+    /// Mount a declaration; returns once the mount is ready (the daemon stays in the background).
+    #[cfg(unix)]
+    #[command(after_help = "Examples:\n  redirfs mount app.yaml\n  redirfs mount --foreground app.yaml   # for systemd and debugging\n\nThe daemon logs to $XDG_RUNTIME_DIR/redirfs/ (or /run/redirfs as root); RUST_LOG=info says more.")]
+    Mount {
+        /// The declaration file.
+        file: PathBuf,
+        /// Serve in this process instead of starting a daemon.
+        #[arg(long, short = 'f')]
+        foreground: bool,
+        /// Serve file I/O from the daemon even where the kernel offers passthrough.
+        #[arg(long)]
+        no_passthrough: bool,
+    },
+    /// Unmount an overlay.
+    #[cfg(unix)]
+    #[command(after_help = "Examples:\n  redirfs umount /opt/legacy-app\n  redirfs umount --lazy /opt/legacy-app   # detach now, finish when no longer busy")]
+    Umount {
+        /// The mountpoint.
+        mountpoint: PathBuf,
+        /// Detach now even if busy.
+        #[arg(long, short = 'l')]
+        lazy: bool,
+    },
+    /// Run the built-in demo: a legacy program reads and writes its data through a redirection.
+    #[cfg(unix)]
+    #[command(after_help = "Example:\n  redirfs demo            # builds a sandbox in a temporary folder, mounts, runs, unmounts\n  redirfs demo --keep     # leaves the mount up to look around")]
+    Demo {
+        /// Build the sandbox here instead of a new temporary folder.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Keep the mount up after the demo (until Ctrl-C).
+        #[arg(long)]
+        keep: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -54,5 +92,15 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { files } => check::check(&files),
         Command::Explain { file, path } => check::explain(&file, &path),
+        #[cfg(unix)]
+        Command::Mount {
+            file,
+            foreground,
+            no_passthrough,
+        } => mount::mount(&file, foreground, no_passthrough),
+        #[cfg(unix)]
+        Command::Umount { mountpoint, lazy } => mount::umount(&mountpoint, lazy),
+        #[cfg(unix)]
+        Command::Demo { dir, keep } => demo::demo(dir.as_deref(), keep),
     }
 }

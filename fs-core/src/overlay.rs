@@ -1,0 +1,1353 @@
+//! The overlay's operations, independent of any kernel protocol.
+//!
+//! Inodes are numbered from a counter and deduplicated by what they are: a real object by its
+//! (device, inode) (directories also by the tree they were reached in), a declared link or
+//! synthetic directory by its virtual path. Each inode remembers the names it was looked up by
+//! (parent inode, name); an operation rebuilds the virtual path from them and resolves it through
+//! the table in force, so a reload takes effect at the next request and renames move whole
+//! subtrees at once. Only open files hold descriptors, so memory and descriptors stay flat while a
+//! program walks millions of files; an inode goes when the kernel forgets its last lookup.
+
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::fs::{File, Metadata};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use parking_lot::RwLock;
+
+use crate::decl::{Entry, OnMissing};
+use crate::error::{Error, Result};
+use crate::sys::{self, SetTime, StatFs};
+use crate::table::{Resolved, SharedTable, Table};
+
+/// The root inode's number.
+pub const ROOT_INO: u64 = 1;
+
+/// The extended attribute that tells where a node really lives.
+pub const TARGET_XATTR: &str = "user.redirfs.target";
+
+/// How many names of one inode (hard links) are remembered.
+const MAX_ALIASES: usize = 8;
+
+/// The kind of a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link.
+    Symlink,
+    /// A named pipe.
+    Fifo,
+    /// A unix socket.
+    Socket,
+    /// A character device.
+    CharDev,
+    /// A block device.
+    BlockDev,
+}
+
+impl Kind {
+    fn from_mode(mode: u32) -> Kind {
+        match mode & libc::S_IFMT {
+            libc::S_IFDIR => Kind::Dir,
+            libc::S_IFLNK => Kind::Symlink,
+            libc::S_IFIFO => Kind::Fifo,
+            libc::S_IFSOCK => Kind::Socket,
+            libc::S_IFCHR => Kind::CharDev,
+            libc::S_IFBLK => Kind::BlockDev,
+            _ => Kind::File,
+        }
+    }
+}
+
+/// What a node is, for choosing cache lifetimes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// A real object: others may change it behind the mount.
+    Real,
+    /// A declared link or synthetic directory: changes only on reload, which invalidates it.
+    Declared,
+}
+
+/// A node's attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attr {
+    /// The overlay's inode number.
+    pub ino: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// 512-byte blocks.
+    pub blocks: u64,
+    /// Last access.
+    pub atime: SystemTime,
+    /// Last modification.
+    pub mtime: SystemTime,
+    /// Last change.
+    pub ctime: SystemTime,
+    /// Kind.
+    pub kind: Kind,
+    /// Permission bits (including setuid, setgid, sticky).
+    pub perm: u16,
+    /// Hard links.
+    pub nlink: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Device number for device nodes.
+    pub rdev: u32,
+    /// Preferred I/O size.
+    pub blksize: u32,
+    /// Cache class.
+    pub class: Class,
+}
+
+/// Who is asking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+}
+
+/// Changes asked by setattr.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SetAttr {
+    /// New mode bits.
+    pub mode: Option<u32>,
+    /// New owner.
+    pub uid: Option<u32>,
+    /// New group.
+    pub gid: Option<u32>,
+    /// New size.
+    pub size: Option<u64>,
+    /// New access time.
+    pub atime: Option<SetTime>,
+    /// New modification time.
+    pub mtime: Option<SetTime>,
+}
+
+/// One directory entry.
+#[derive(Debug, Clone)]
+pub struct DirEntry {
+    /// Its name.
+    pub name: OsString,
+    /// Its kind.
+    pub kind: Kind,
+    /// An inode number for plain readdir (informational).
+    pub ino: u64,
+}
+
+/// An open file.
+#[derive(Debug)]
+pub struct Handle {
+    /// The real file.
+    pub file: File,
+    /// The overlay inode it was opened through.
+    pub ino: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    /// A real non-directory: hard links share it.
+    Real { dev: u64, ino: u64 },
+    /// A real directory, per tree (a target reached through two entries is two directories).
+    RealDir { dev: u64, ino: u64, tree: Tree },
+    /// A declared link or synthetic directory, by virtual path.
+    Virtual(Vec<OsString>),
+}
+
+/// Which real tree a node is in.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Tree {
+    Base,
+    Entry(String),
+}
+
+#[derive(Debug)]
+struct Inode {
+    key: Key,
+    /// (parent, name) pairs this inode is known by; the first is used for paths.
+    names: Vec<(u64, OsString)>,
+    lookups: u64,
+}
+
+#[derive(Debug, Default)]
+struct Inodes {
+    map: HashMap<u64, Inode>,
+    by_key: HashMap<Key, u64>,
+    next: u64,
+}
+
+/// What a virtual path is right now.
+#[derive(Debug, Clone)]
+enum Node {
+    /// Shown as a symlink with this text.
+    Link { text: PathBuf, entry: Entry },
+    /// A directory made from the declaration only.
+    Synthetic { declared: Vec<OsString> },
+    /// A real object.
+    Real(RealNode),
+}
+
+#[derive(Debug, Clone)]
+struct RealNode {
+    path: PathBuf,
+    /// The real root of the tree (base or transparent target) and the tree's identity.
+    root: PathBuf,
+    tree: Tree,
+    read_only: bool,
+    /// The transparent entry that is exactly this node, if any.
+    entry: Option<Entry>,
+    /// Declared names laid over this directory.
+    declared: Vec<OsString>,
+    /// The node is the root of its tree (base root or transparent entry): follow a symlink there.
+    tree_root: bool,
+}
+
+/// The overlay: a table and the inodes and handles the kernel holds.
+#[derive(Debug)]
+pub struct Overlay {
+    table: SharedTable,
+    inodes: RwLock<Inodes>,
+    handles: RwLock<HashMap<u64, Arc<Handle>>>,
+    dirs: RwLock<HashMap<u64, Arc<Vec<DirEntry>>>>,
+    next_handle: AtomicU64,
+    started: SystemTime,
+    owner: Caller,
+    privileged: bool,
+}
+
+fn time(secs: i64, nsecs: i64) -> SystemTime {
+    if secs >= 0 {
+        UNIX_EPOCH + Duration::new(secs as u64, nsecs as u32)
+    } else {
+        UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs()) + Duration::from_nanos(nsecs as u64)
+    }
+}
+
+fn not_found_is(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(libc::ENOENT)
+}
+
+/// Checks a name from the kernel: one component, no `/` or NUL.
+fn check_name(name: &OsStr) -> Result<()> {
+    let b = name.as_bytes();
+    if b.is_empty() || b == b"." || b == b".." || b.contains(&b'/') || b.contains(&0) {
+        return Err(Error::InvalidName);
+    }
+    Ok(())
+}
+
+impl Overlay {
+    /// An overlay over `table`, owned by the user running it.
+    pub fn new(table: Table) -> Overlay {
+        let mut inodes = Inodes {
+            next: ROOT_INO + 1,
+            ..Inodes::default()
+        };
+        inodes.map.insert(
+            ROOT_INO,
+            Inode {
+                key: Key::Virtual(Vec::new()),
+                names: Vec::new(),
+                lookups: 1,
+            },
+        );
+        inodes.by_key.insert(Key::Virtual(Vec::new()), ROOT_INO);
+        let uid = sys::geteuid();
+        Overlay {
+            table: SharedTable::new(table),
+            inodes: RwLock::new(inodes),
+            handles: RwLock::new(HashMap::new()),
+            dirs: RwLock::new(HashMap::new()),
+            next_handle: AtomicU64::new(1),
+            started: SystemTime::now(),
+            owner: Caller {
+                uid,
+                gid: sys::getegid(),
+            },
+            privileged: uid == 0,
+        }
+    }
+
+    /// The table in force, to read or swap.
+    pub fn table(&self) -> &SharedTable {
+        &self.table
+    }
+
+    /// The number of inodes the kernel holds (for status and leak tests).
+    pub fn inode_count(&self) -> usize {
+        self.inodes.read().map.len()
+    }
+
+    /// The number of open handles.
+    pub fn handle_count(&self) -> usize {
+        self.handles.read().len()
+    }
+
+    fn components(&self, ino: u64) -> Result<Vec<OsString>> {
+        let inodes = self.inodes.read();
+        let mut out = Vec::new();
+        let mut cur = ino;
+        let mut steps = 0usize;
+        while cur != ROOT_INO {
+            let inode = inodes.map.get(&cur).ok_or(Error::NotFound)?;
+            let (parent, name) = inode.names.first().ok_or(Error::NotFound)?;
+            out.push(name.clone());
+            cur = *parent;
+            steps += 1;
+            if steps > 4096 {
+                return Err(Error::Os(std::io::Error::from_raw_os_error(libc::ELOOP)));
+            }
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    fn node(&self, table: &Table, comps: &[OsString]) -> Result<Node> {
+        let resolved = table.resolve(comps.iter().map(|c| c.as_bytes()));
+        let node = match resolved {
+            Resolved::Link(entry) => {
+                if entry.on_missing == OnMissing::Hide && std::fs::metadata(&entry.target).is_err() {
+                    return Err(Error::NotFound);
+                }
+                Node::Link {
+                    text: entry.target.clone(),
+                    entry: entry.clone(),
+                }
+            }
+            Resolved::BeneathLink { .. } | Resolved::Absent => return Err(Error::NotFound),
+            Resolved::Synthetic(dir) => Node::Synthetic {
+                declared: dir.names().map(|n| OsStr::from_bytes(n).to_owned()).collect(),
+            },
+            Resolved::Real { real, via, dir } => {
+                let declared: Vec<OsString> = dir
+                    .map(|d| d.names().map(|n| OsStr::from_bytes(n).to_owned()).collect())
+                    .unwrap_or_default();
+                let is_entry = via.is_some_and(|e| e.path.components().len() == comps.len());
+                if let (true, Some(e)) = (is_entry, via) {
+                    if std::fs::metadata(&e.target).is_err() {
+                        match e.on_missing {
+                            OnMissing::Hide => return Err(Error::NotFound),
+                            OnMissing::Dangling | OnMissing::Error => {
+                                return Ok(Node::Link {
+                                    text: e.target.clone(),
+                                    entry: e.clone(),
+                                })
+                            }
+                        }
+                    }
+                }
+                let (root, tree) = match via {
+                    Some(e) => (e.target.clone(), Tree::Entry(e.path.to_string())),
+                    None => (table.base().map(Path::to_path_buf).unwrap_or_default(), Tree::Base),
+                };
+                let read_only = table.options().read_only || via.is_some_and(|e| e.read_only);
+                Node::Real(RealNode {
+                    path: real,
+                    root,
+                    tree,
+                    read_only,
+                    entry: if is_entry { via.cloned() } else { None },
+                    declared,
+                    tree_root: is_entry || comps.is_empty(),
+                })
+            }
+        };
+        Ok(node)
+    }
+
+    fn node_of(&self, ino: u64) -> Result<(Vec<OsString>, Node)> {
+        let comps = self.components(ino)?;
+        let table = self.table.snapshot();
+        let node = self.node(&table, &comps)?;
+        Ok((comps, node))
+    }
+
+    /// The real node of a directory that names are created in or removed from.
+    fn writable_dir(&self, parent: u64) -> Result<(Vec<OsString>, RealNode)> {
+        let (comps, node) = self.node_of(parent)?;
+        match node {
+            Node::Real(r) => {
+                if r.read_only {
+                    return Err(Error::ReadOnly);
+                }
+                Ok((comps, r))
+            }
+            Node::Synthetic { .. } => Err(Error::ReadOnly),
+            Node::Link { .. } => Err(Error::NotADirectory),
+        }
+    }
+
+    fn stat_real(&self, r: &RealNode) -> Result<Metadata> {
+        let m = if r.tree_root {
+            std::fs::metadata(&r.path)
+        } else {
+            std::fs::symlink_metadata(&r.path)
+        };
+        m.map_err(Error::Os)
+    }
+
+    fn key_for(&self, meta: &Metadata, r: &RealNode) -> Key {
+        if meta.is_dir() {
+            Key::RealDir {
+                dev: meta.dev(),
+                ino: meta.ino(),
+                tree: r.tree.clone(),
+            }
+        } else {
+            Key::Real {
+                dev: meta.dev(),
+                ino: meta.ino(),
+            }
+        }
+    }
+
+    /// Finds or makes the inode for `key` reached as (parent, name); counts a lookup if asked.
+    fn intern(&self, key: Key, parent: u64, name: &OsStr, count: bool) -> u64 {
+        let mut inodes = self.inodes.write();
+        if let Some(&ino) = inodes.by_key.get(&key) {
+            if let Some(inode) = inodes.map.get_mut(&ino) {
+                if count {
+                    inode.lookups += 1;
+                }
+                let alias = (parent, name.to_owned());
+                if let Some(pos) = inode.names.iter().position(|a| *a == alias) {
+                    // Most recently used name first: it is the likeliest to still exist.
+                    inode.names[..=pos].rotate_right(1);
+                } else {
+                    inode.names.insert(0, alias);
+                    inode.names.truncate(MAX_ALIASES);
+                }
+                return ino;
+            }
+        }
+        let ino = inodes.next;
+        inodes.next += 1;
+        inodes.by_key.insert(key.clone(), ino);
+        inodes.map.insert(
+            ino,
+            Inode {
+                key,
+                names: vec![(parent, name.to_owned())],
+                lookups: u64::from(count),
+            },
+        );
+        ino
+    }
+
+    fn attr_of(&self, ino: u64, node: &Node) -> Result<Attr> {
+        match node {
+            Node::Link { text, .. } => Ok(self.virtual_attr(ino, Kind::Symlink, text.as_os_str().len() as u64)),
+            Node::Synthetic { declared } => {
+                let mut a = self.virtual_attr(ino, Kind::Dir, 0);
+                a.nlink = 2 + declared.len() as u32;
+                Ok(a)
+            }
+            Node::Real(r) => {
+                let meta = self.stat_real(r)?;
+                Ok(real_attr(ino, &meta))
+            }
+        }
+    }
+
+    fn virtual_attr(&self, ino: u64, kind: Kind, size: u64) -> Attr {
+        Attr {
+            ino,
+            size,
+            blocks: 0,
+            atime: self.started,
+            mtime: self.started,
+            ctime: self.started,
+            kind,
+            perm: if kind == Kind::Dir { 0o555 } else { 0o777 },
+            nlink: if kind == Kind::Dir { 2 } else { 1 },
+            uid: self.owner.uid,
+            gid: self.owner.gid,
+            rdev: 0,
+            blksize: 4096,
+            class: Class::Declared,
+        }
+    }
+
+    /// Looks `name` up in `parent` and counts a lookup on the result.
+    ///
+    /// # Errors
+    /// NotFound when the name does not exist; the OS error of the real stat otherwise.
+    pub fn lookup(&self, parent: u64, name: &OsStr) -> Result<Attr> {
+        self.lookup_counted(parent, name, true)
+    }
+
+    fn lookup_counted(&self, parent: u64, name: &OsStr, count: bool) -> Result<Attr> {
+        check_name(name)?;
+        let mut comps = self.components(parent)?;
+        comps.push(name.to_owned());
+        let table = self.table.snapshot();
+        let node = self.node(&table, &comps)?;
+        drop(table);
+        self.intern_node(parent, name, &comps, &node, count)
+    }
+
+    fn intern_node(&self, parent: u64, name: &OsStr, comps: &[OsString], node: &Node, count: bool) -> Result<Attr> {
+        match node {
+            Node::Real(r) => {
+                let meta = self.stat_real(r)?;
+                let ino = self.intern(self.key_for(&meta, r), parent, name, count);
+                Ok(real_attr(ino, &meta))
+            }
+            Node::Link { .. } | Node::Synthetic { .. } => {
+                let ino = self.intern(Key::Virtual(comps.to_vec()), parent, name, count);
+                self.attr_of(ino, node)
+            }
+        }
+    }
+
+    /// Drops `n` lookups of `ino`; the inode goes at zero.
+    pub fn forget(&self, ino: u64, n: u64) {
+        if ino == ROOT_INO {
+            return;
+        }
+        let mut inodes = self.inodes.write();
+        let remove = match inodes.map.get_mut(&ino) {
+            Some(inode) => {
+                inode.lookups = inode.lookups.saturating_sub(n);
+                inode.lookups == 0
+            }
+            None => false,
+        };
+        if remove {
+            if let Some(inode) = inodes.map.remove(&ino) {
+                if inodes.by_key.get(&inode.key) == Some(&ino) {
+                    inodes.by_key.remove(&inode.key);
+                }
+            }
+        }
+    }
+
+    fn handle(&self, fh: u64) -> Result<Arc<Handle>> {
+        self.handles
+            .read()
+            .get(&fh)
+            .cloned()
+            .ok_or(Error::Os(std::io::Error::from_raw_os_error(libc::EBADF)))
+    }
+
+    /// The attributes of `ino` (through the open file `fh` when given).
+    ///
+    /// # Errors
+    /// The OS error of the real stat.
+    pub fn getattr(&self, ino: u64, fh: Option<u64>) -> Result<Attr> {
+        if let Some(h) = fh.and_then(|fh| self.handle(fh).ok()) {
+            let meta = h.file.metadata()?;
+            return Ok(real_attr(ino, &meta));
+        }
+        if ino == ROOT_INO {
+            let table = self.table.snapshot();
+            let node = self.node(&table, &[])?;
+            return self.attr_of(ino, &node);
+        }
+        let (_, node) = self.node_of(ino)?;
+        self.attr_of(ino, &node)
+    }
+
+    /// chmod, chown, truncate and utimens.
+    ///
+    /// # Errors
+    /// ReadOnly on read-only nodes; the OS error otherwise.
+    pub fn setattr(&self, ino: u64, fh: Option<u64>, set: &SetAttr) -> Result<Attr> {
+        let (_, node) = self.node_of(ino)?;
+        let r = match node {
+            Node::Real(r) => r,
+            Node::Link { .. } | Node::Synthetic { .. } => return Err(Error::ReadOnly),
+        };
+        if r.read_only {
+            return Err(Error::ReadOnly);
+        }
+        let h = fh.and_then(|fh| self.handle(fh).ok());
+        if let Some(mode) = set.mode {
+            match &h {
+                Some(h) => sys::fchmod(&h.file, mode & 0o7777)?,
+                None => sys::chmod(&r.path, mode & 0o7777)?,
+            }
+        }
+        if set.uid.is_some() || set.gid.is_some() {
+            match &h {
+                Some(h) => sys::fchown(&h.file, set.uid, set.gid)?,
+                None => sys::lchown(&r.path, set.uid, set.gid)?,
+            }
+        }
+        if let Some(size) = set.size {
+            match &h {
+                Some(h) => h.file.set_len(size)?,
+                None => sys::truncate(&r.path, size)?,
+            }
+        }
+        if set.atime.is_some() || set.mtime.is_some() {
+            let a = set.atime.unwrap_or(SetTime::Omit);
+            let m = set.mtime.unwrap_or(SetTime::Omit);
+            match &h {
+                Some(h) => sys::futimens(&h.file, a, m)?,
+                None => sys::utimens(&r.path, a, m)?,
+            }
+        }
+        match h {
+            Some(h) => Ok(real_attr(ino, &h.file.metadata()?)),
+            None => self.attr_of(ino, &Node::Real(r)),
+        }
+    }
+
+    /// The text of a symlink.
+    ///
+    /// A relative link stored in a real tree whose text climbs above the tree's root is answered
+    /// with the absolute real path it names, so it reaches the same file it reaches on disk
+    /// rather than whatever the mount holds at that place.
+    ///
+    /// # Errors
+    /// InvalidArgument when the node is not a symlink.
+    pub fn readlink(&self, ino: u64) -> Result<Vec<u8>> {
+        let (_, node) = self.node_of(ino)?;
+        match node {
+            Node::Link { text, .. } => Ok(text.into_os_string().into_vec()),
+            Node::Synthetic { .. } => Err(Error::InvalidArgument),
+            Node::Real(r) => {
+                if r.entry.is_some() {
+                    return Err(Error::InvalidArgument);
+                }
+                let text = std::fs::read_link(&r.path)?;
+                Ok(rewrite_link(&r, &text).into_os_string().into_vec())
+            }
+        }
+    }
+
+    fn new_name(&self, parent: u64, name: &OsStr) -> Result<(Vec<OsString>, RealNode, PathBuf)> {
+        check_name(name)?;
+        let (comps, dir) = self.writable_dir(parent)?;
+        if dir.declared.iter().any(|d| d == name) {
+            return Err(Error::Exists);
+        }
+        let path = dir.path.join(name);
+        Ok((comps, dir, path))
+    }
+
+    /// Gives a new object to the caller when the overlay runs as root for other users.
+    fn own(&self, path: &Path, dir: &RealNode, caller: Caller) -> Result<()> {
+        if !self.privileged || caller.uid == 0 {
+            return Ok(());
+        }
+        let setgid_dir = std::fs::metadata(&dir.path)
+            .map(|m| m.mode() & libc::S_ISGID != 0)
+            .unwrap_or(false);
+        let gid = if setgid_dir { None } else { Some(caller.gid) };
+        sys::lchown(path, Some(caller.uid), gid)?;
+        Ok(())
+    }
+
+    fn created(&self, parent: u64, name: &OsStr, comps: &[OsString]) -> Result<Attr> {
+        let mut c = comps.to_vec();
+        c.push(name.to_owned());
+        let table = self.table.snapshot();
+        let node = self.node(&table, &c)?;
+        drop(table);
+        self.intern_node(parent, name, &c, &node, true)
+    }
+
+    /// mknod: regular files, fifos, sockets and devices.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn mknod(&self, parent: u64, name: &OsStr, mode: u32, rdev: u64, caller: Caller) -> Result<Attr> {
+        let (comps, dir, path) = self.new_name(parent, name)?;
+        sys::mknod(&path, mode, rdev)?;
+        self.own(&path, &dir, caller)?;
+        self.created(parent, name, &comps)
+    }
+
+    /// mkdir.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn mkdir(&self, parent: u64, name: &OsStr, mode: u32, caller: Caller) -> Result<Attr> {
+        let (comps, dir, path) = self.new_name(parent, name)?;
+        sys::mkdir(&path, mode)?;
+        self.own(&path, &dir, caller)?;
+        self.created(parent, name, &comps)
+    }
+
+    /// symlink: a real link holding `text`.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn symlink(&self, parent: u64, name: &OsStr, text: &Path, caller: Caller) -> Result<Attr> {
+        let (comps, dir, path) = self.new_name(parent, name)?;
+        sys::symlink(text.as_os_str(), &path)?;
+        self.own(&path, &dir, caller)?;
+        self.created(parent, name, &comps)
+    }
+
+    /// Whether `name` in `dir` is declared; logs the refusal to change it.
+    fn refuse_declared(&self, dir: &[OsString], name: &OsStr, declared: &[OsString], what: &str) -> Result<()> {
+        if declared.iter().any(|d| d == name) {
+            let table = self.table.snapshot();
+            let mut c = dir.to_vec();
+            c.push(name.to_owned());
+            let line = match self.node(&table, &c) {
+                Ok(Node::Link { entry, .. }) => Some(entry.loc.line),
+                Ok(Node::Real(RealNode { entry: Some(e), .. })) => Some(e.loc.line),
+                _ => None,
+            };
+            let shown: Vec<String> = c.iter().map(|s| s.to_string_lossy().into_owned()).collect();
+            match line {
+                Some(l) => log::warn!(
+                    "refused to {what} `{}`: it is a redirection declared in {}:{l}; change the declaration instead",
+                    shown.join("/"),
+                    table.file().display()
+                ),
+                None => log::warn!(
+                    "refused to {what} `{}`: redirections are declared beneath it in {}",
+                    shown.join("/"),
+                    table.file().display()
+                ),
+            }
+            return Err(Error::DeclaredEntry);
+        }
+        Ok(())
+    }
+
+    fn parent_for_removal(&self, parent: u64, name: &OsStr, what: &str) -> Result<(Vec<OsString>, RealNode)> {
+        check_name(name)?;
+        let (comps, node) = self.node_of(parent)?;
+        let declared = match &node {
+            Node::Real(r) => r.declared.clone(),
+            Node::Synthetic { declared } => declared.clone(),
+            Node::Link { .. } => return Err(Error::NotADirectory),
+        };
+        self.refuse_declared(&comps, name, &declared, what)?;
+        match node {
+            Node::Real(r) if r.read_only => Err(Error::ReadOnly),
+            Node::Real(r) => Ok((comps, r)),
+            Node::Synthetic { .. } => Err(Error::NotFound),
+            Node::Link { .. } => Err(Error::NotADirectory),
+        }
+    }
+
+    /// Drops the alias (parent, name) from whatever inode holds it.
+    fn drop_alias(&self, parent: u64, name: &OsStr) {
+        let mut inodes = self.inodes.write();
+        for inode in inodes.map.values_mut() {
+            if inode.names.len() > 1 || inode.names.first().is_some_and(|(p, n)| *p == parent && n == name) {
+                inode.names.retain(|(p, n)| !(*p == parent && n == name));
+            }
+        }
+    }
+
+    fn move_alias(&self, parent: u64, name: &OsStr, newparent: u64, newname: &OsStr) {
+        let mut inodes = self.inodes.write();
+        for inode in inodes.map.values_mut() {
+            for alias in inode.names.iter_mut() {
+                if alias.0 == parent && alias.1 == name {
+                    *alias = (newparent, newname.to_owned());
+                }
+            }
+        }
+    }
+
+    /// unlink.
+    ///
+    /// # Errors
+    /// DeclaredEntry for a declared entry; the OS error otherwise.
+    pub fn unlink(&self, parent: u64, name: &OsStr) -> Result<()> {
+        let (_, dir) = self.parent_for_removal(parent, name, "delete")?;
+        sys::unlink(&dir.path.join(name))?;
+        self.drop_alias(parent, name);
+        Ok(())
+    }
+
+    /// rmdir.
+    ///
+    /// # Errors
+    /// DeclaredEntry for a declared entry; the OS error otherwise.
+    pub fn rmdir(&self, parent: u64, name: &OsStr) -> Result<()> {
+        let (_, dir) = self.parent_for_removal(parent, name, "remove")?;
+        sys::rmdir(&dir.path.join(name))?;
+        self.drop_alias(parent, name);
+        Ok(())
+    }
+
+    /// rename with RENAME_NOREPLACE / RENAME_EXCHANGE flags.
+    ///
+    /// Renaming onto a `transparent` file entry (an editor's atomic save) replaces the target's
+    /// file and keeps the redirection; across filesystems it copies beside the target first, so
+    /// the replacement stays atomic there.
+    ///
+    /// # Errors
+    /// DeclaredEntry when an entry itself would move or vanish; CrossDevice between trees.
+    pub fn rename(&self, parent: u64, name: &OsStr, newparent: u64, newname: &OsStr, flags: u32) -> Result<()> {
+        let (_, from) = self.parent_for_removal(parent, name, "rename")?;
+        check_name(newname)?;
+        let moved = |r: Result<()>| {
+            if r.is_ok() {
+                self.drop_alias(newparent, newname);
+                self.move_alias(parent, name, newparent, newname);
+            }
+            r
+        };
+        let (newcomps, tonode) = self.node_of(newparent)?;
+        let to = match tonode {
+            Node::Real(r) => r,
+            Node::Synthetic { declared } => {
+                if declared.iter().any(|d| d == newname) {
+                    return moved(self.rename_onto_entry(&from, name, &newcomps, newname, flags));
+                }
+                return Err(Error::ReadOnly);
+            }
+            Node::Link { .. } => return Err(Error::NotADirectory),
+        };
+        if to.declared.iter().any(|d| d == newname) {
+            return moved(self.rename_onto_entry(&from, name, &newcomps, newname, flags));
+        }
+        if to.read_only {
+            return Err(Error::ReadOnly);
+        }
+        if from.tree != to.tree {
+            return Err(Error::CrossDevice);
+        }
+        sys::rename(&from.path.join(name), &to.path.join(newname), flags)?;
+        if flags & libc::RENAME_EXCHANGE != 0 {
+            // Swap the two names' owners.
+            let tmp = OsString::from("\0redirfs-exchange");
+            self.move_alias(parent, name, u64::MAX, &tmp);
+            self.move_alias(newparent, newname, parent, name);
+            self.move_alias(u64::MAX, &tmp, newparent, newname);
+        } else {
+            self.drop_alias(newparent, newname);
+            self.move_alias(parent, name, newparent, newname);
+        }
+        Ok(())
+    }
+
+    fn rename_onto_entry(&self, from: &RealNode, name: &OsStr, newdir: &[OsString], newname: &OsStr, flags: u32) -> Result<()> {
+        let mut c = newdir.to_vec();
+        c.push(newname.to_owned());
+        let table = self.table.snapshot();
+        let node = self.node(&table, &c);
+        drop(table);
+        let entry = match node {
+            Ok(Node::Real(RealNode { entry: Some(e), read_only, path, .. })) if flags == 0 => {
+                let meta = std::fs::metadata(&path)?;
+                if meta.is_dir() {
+                    return self.refuse_declared(newdir, newname, &[newname.to_owned()], "replace");
+                }
+                if read_only {
+                    return Err(Error::ReadOnly);
+                }
+                e
+            }
+            _ => return self.refuse_declared(newdir, newname, &[newname.to_owned()], "replace"),
+        };
+        let src = from.path.join(name);
+        let src_meta = std::fs::symlink_metadata(&src)?;
+        if src_meta.is_dir() {
+            return Err(Error::IsADirectory);
+        }
+        match sys::rename(&src, &entry.target, 0) {
+            Ok(()) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+                // Copy beside the target, then replace it atomically there.
+                let dir = entry.target.parent().ok_or(Error::CrossDevice)?;
+                let tmp = dir.join(format!(
+                    ".{}.redirfs-save-{}",
+                    entry.target.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+                    std::process::id()
+                ));
+                let result = (|| -> std::io::Result<()> {
+                    std::fs::copy(&src, &tmp)?;
+                    let f = File::open(&tmp)?;
+                    f.sync_all()?;
+                    sys::rename(&tmp, &entry.target, 0)?;
+                    sys::unlink(&src)
+                })();
+                if result.is_err() {
+                    let _ = std::fs::remove_file(&tmp);
+                }
+                result.map_err(Error::Os)
+            }
+            Err(e) => Err(Error::Os(e)),
+        }
+    }
+
+    /// link: a hard link within one tree.
+    ///
+    /// # Errors
+    /// CrossDevice between trees; the OS error otherwise.
+    pub fn link(&self, ino: u64, newparent: u64, newname: &OsStr) -> Result<Attr> {
+        let (_, node) = self.node_of(ino)?;
+        let src = match node {
+            Node::Real(r) if r.entry.is_none() => r,
+            Node::Real(_) | Node::Link { .. } => return Err(Error::DeclaredEntry),
+            Node::Synthetic { .. } => return Err(Error::Os(std::io::Error::from_raw_os_error(libc::EPERM))),
+        };
+        let (comps, dir, path) = self.new_name(newparent, newname)?;
+        if src.read_only {
+            return Err(Error::ReadOnly);
+        }
+        if dir.tree != src.tree {
+            return Err(Error::CrossDevice);
+        }
+        sys::link(&src.path, &path)?;
+        self.created(newparent, newname, &comps)
+    }
+
+    fn register(&self, file: File, ino: u64) -> (u64, Arc<Handle>) {
+        let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
+        let h = Arc::new(Handle { file, ino });
+        self.handles.write().insert(fh, h.clone());
+        (fh, h)
+    }
+
+    /// open: the real file, opened with the caller's flags.
+    ///
+    /// # Errors
+    /// ReadOnly for writes to read-only nodes; the OS error otherwise.
+    pub fn open(&self, ino: u64, flags: i32) -> Result<(u64, Arc<Handle>)> {
+        let (_, node) = self.node_of(ino)?;
+        let r = match node {
+            Node::Real(r) => r,
+            Node::Synthetic { .. } => return Err(Error::IsADirectory),
+            Node::Link { .. } => return Err(Error::Os(std::io::Error::from_raw_os_error(libc::ELOOP))),
+        };
+        let writes = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
+        if writes && r.read_only {
+            return Err(Error::ReadOnly);
+        }
+        let flags = flags & !(libc::O_NOFOLLOW | libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY);
+        let file = sys::open(&r.path, flags, 0)?;
+        Ok(self.register(file, ino))
+    }
+
+    /// create: a new file, opened.
+    ///
+    /// # Errors
+    /// The OS error (EEXIST with O_EXCL).
+    pub fn create(&self, parent: u64, name: &OsStr, mode: u32, flags: i32, caller: Caller) -> Result<(Attr, u64, Arc<Handle>)> {
+        check_name(name)?;
+        let (comps, dir) = self.writable_dir(parent)?;
+        if dir.declared.iter().any(|d| d == name) {
+            if flags & libc::O_EXCL != 0 {
+                return Err(Error::Exists);
+            }
+            // Opening a declared entry with O_CREAT: open what it is.
+            let attr = self.lookup(parent, name)?;
+            let (fh, h) = self.open(attr.ino, flags & !libc::O_CREAT)?;
+            return Ok((attr, fh, h));
+        }
+        let path = dir.path.join(name);
+        let file = sys::open(&path, (flags | libc::O_CREAT) & !libc::O_NOCTTY, mode)?;
+        if let Err(e) = self.own(&path, &dir, caller) {
+            log::warn!("cannot give {} to uid {}: {e}", path.display(), caller.uid);
+        }
+        let meta = file.metadata()?;
+        let r = RealNode {
+            path,
+            root: dir.root.clone(),
+            tree: dir.tree.clone(),
+            read_only: false,
+            entry: None,
+            declared: Vec::new(),
+            tree_root: false,
+        };
+        let ino = self.intern(self.key_for(&meta, &r), parent, name, true);
+        let _ = comps;
+        let (fh, h) = self.register(file, ino);
+        Ok((real_attr(ino, &meta), fh, h))
+    }
+
+    /// read at an offset.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+        let h = self.handle(fh)?;
+        let mut buf = vec![0u8; size as usize];
+        let mut done = 0usize;
+        while done < buf.len() {
+            match h.file.read_at(&mut buf[done..], offset + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::Os(e)),
+            }
+        }
+        buf.truncate(done);
+        Ok(buf)
+    }
+
+    /// write at an offset.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<usize> {
+        let h = self.handle(fh)?;
+        Ok(h.file.write_at(data, offset)?)
+    }
+
+    /// flush: called at each close of a descriptor. Nothing is buffered here.
+    ///
+    /// # Errors
+    /// EBADF for an unknown handle.
+    pub fn flush(&self, fh: u64) -> Result<()> {
+        self.handle(fh).map(|_| ())
+    }
+
+    /// fsync / fdatasync.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn fsync(&self, fh: u64, datasync: bool) -> Result<()> {
+        let h = self.handle(fh)?;
+        Ok(sys::fsync(&h.file, datasync)?)
+    }
+
+    /// release: the last close.
+    pub fn release(&self, fh: u64) -> Option<Arc<Handle>> {
+        self.handles.write().remove(&fh)
+    }
+
+    /// fallocate.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn fallocate(&self, fh: u64, offset: u64, len: u64, mode: i32) -> Result<()> {
+        let h = self.handle(fh)?;
+        Ok(sys::fallocate(&h.file, mode, offset, len)?)
+    }
+
+    /// lseek, for SEEK_DATA and SEEK_HOLE.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn lseek(&self, fh: u64, offset: i64, whence: i32) -> Result<i64> {
+        let h = self.handle(fh)?;
+        Ok(sys::lseek(&h.file, offset, whence)?)
+    }
+
+    /// copy_file_range between two open files.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn copy_file_range(&self, fh_in: u64, off_in: u64, fh_out: u64, off_out: u64, len: u64, flags: u32) -> Result<usize> {
+        let a = self.handle(fh_in)?;
+        let b = self.handle(fh_out)?;
+        Ok(sys::copy_file_range(&a.file, off_in, &b.file, off_out, len, flags)?)
+    }
+
+    /// opendir: reads the whole listing now, so offsets stay stable while it is read.
+    ///
+    /// # Errors
+    /// NotADirectory, or the OS error of reading the real directory.
+    pub fn opendir(&self, ino: u64) -> Result<u64> {
+        let (comps, node) = if ino == ROOT_INO {
+            let table = self.table.snapshot();
+            (Vec::new(), self.node(&table, &[])?)
+        } else {
+            self.node_of(ino)?
+        };
+        let mut entries = Vec::new();
+        let declared = match &node {
+            Node::Synthetic { declared } => declared.clone(),
+            Node::Real(r) => {
+                let rd = std::fs::read_dir(&r.path).map_err(|e| {
+                    if e.raw_os_error() == Some(libc::ENOTDIR) {
+                        Error::NotADirectory
+                    } else {
+                        Error::Os(e)
+                    }
+                })?;
+                for item in rd {
+                    let item = item?;
+                    let name = item.file_name();
+                    if r.declared.iter().any(|d| *d == name) {
+                        continue;
+                    }
+                    let kind = item.file_type().map(|t| {
+                        use std::os::unix::fs::FileTypeExt;
+                        if t.is_dir() {
+                            Kind::Dir
+                        } else if t.is_symlink() {
+                            Kind::Symlink
+                        } else if t.is_fifo() {
+                            Kind::Fifo
+                        } else if t.is_socket() {
+                            Kind::Socket
+                        } else if t.is_char_device() {
+                            Kind::CharDev
+                        } else if t.is_block_device() {
+                            Kind::BlockDev
+                        } else {
+                            Kind::File
+                        }
+                    });
+                    let ino = {
+                        use std::os::unix::fs::DirEntryExt;
+                        item.ino()
+                    };
+                    entries.push(DirEntry {
+                        name,
+                        kind: kind.unwrap_or(Kind::File),
+                        ino,
+                    });
+                }
+                r.declared.clone()
+            }
+            Node::Link { .. } => return Err(Error::NotADirectory),
+        };
+        if !declared.is_empty() {
+            let table = self.table.snapshot();
+            for name in declared {
+                let mut c = comps.clone();
+                c.push(name.clone());
+                // One broken entry never breaks the listing: it is left out and logged.
+                let kind = match self.node(&table, &c) {
+                    Ok(Node::Link { .. }) => Kind::Symlink,
+                    Ok(Node::Synthetic { .. }) => Kind::Dir,
+                    Ok(Node::Real(r)) => match self.stat_real(&r) {
+                        Ok(m) => Kind::from_mode(m.mode()),
+                        Err(e) if r.entry.is_none() && not_found_is(&e_io(&e)) => Kind::Dir,
+                        Err(e) => {
+                            log::debug!("leaving {} out of a listing: {e}", r.path.display());
+                            continue;
+                        }
+                    },
+                    Err(_) => continue,
+                };
+                entries.push(DirEntry { name, kind, ino: 0 });
+            }
+        }
+        let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
+        self.dirs.write().insert(fh, Arc::new(entries));
+        Ok(fh)
+    }
+
+    /// The listing of an open directory.
+    ///
+    /// # Errors
+    /// EBADF for an unknown handle.
+    pub fn dir_entries(&self, fh: u64) -> Result<Arc<Vec<DirEntry>>> {
+        self.dirs
+            .read()
+            .get(&fh)
+            .cloned()
+            .ok_or(Error::Os(std::io::Error::from_raw_os_error(libc::EBADF)))
+    }
+
+    /// The attributes of a listed name, counting a lookup (for readdirplus).
+    ///
+    /// # Errors
+    /// As lookup.
+    pub fn lookup_listed(&self, parent: u64, name: &OsStr) -> Result<Attr> {
+        self.lookup_counted(parent, name, true)
+    }
+
+    /// releasedir.
+    pub fn releasedir(&self, fh: u64) {
+        self.dirs.write().remove(&fh);
+    }
+
+    /// fsyncdir.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn fsyncdir(&self, ino: u64, datasync: bool) -> Result<()> {
+        let (_, node) = self.node_of_or_root(ino)?;
+        if let Node::Real(r) = node {
+            let f = sys::open(&r.path, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+            sys::fsync(&f, datasync)?;
+        }
+        Ok(())
+    }
+
+    fn node_of_or_root(&self, ino: u64) -> Result<(Vec<OsString>, Node)> {
+        if ino == ROOT_INO {
+            let table = self.table.snapshot();
+            return Ok((Vec::new(), self.node(&table, &[])?));
+        }
+        self.node_of(ino)
+    }
+
+    /// statfs of the real filesystem under the node.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn statfs(&self, ino: u64) -> Result<StatFs> {
+        let path = match self.node_of_or_root(ino) {
+            Ok((_, Node::Real(r))) => r.path,
+            _ => {
+                let table = self.table.snapshot();
+                table.base().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"))
+            }
+        };
+        Ok(sys::statvfs(&path)?)
+    }
+
+    /// getxattr; `user.redirfs.target` answers where the node really lives.
+    ///
+    /// # Errors
+    /// ENODATA when absent; the OS error otherwise.
+    pub fn getxattr(&self, ino: u64, name: &OsStr, size: u32) -> Result<Vec<u8>> {
+        let (_, node) = self.node_of_or_root(ino)?;
+        if name == TARGET_XATTR {
+            let v = match node {
+                Node::Link { text, .. } => text.into_os_string().into_vec(),
+                Node::Real(r) => r.path.into_os_string().into_vec(),
+                Node::Synthetic { .. } => return Err(Error::Os(std::io::Error::from_raw_os_error(libc::ENODATA))),
+            };
+            return xattr_reply(v, size);
+        }
+        match node {
+            Node::Real(r) => Ok(sys::getxattr(&r.path, name, size as usize)?),
+            _ => Err(Error::Os(std::io::Error::from_raw_os_error(libc::ENODATA))),
+        }
+    }
+
+    /// listxattr, with `user.redirfs.target` added.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn listxattr(&self, ino: u64, size: u32) -> Result<Vec<u8>> {
+        let (_, node) = self.node_of_or_root(ino)?;
+        let mut list = match &node {
+            Node::Real(r) => {
+                let n = sys::listxattr(&r.path, 0)?.len();
+                let mut v = sys::listxattr(&r.path, n)?;
+                v.truncate(n);
+                v
+            }
+            _ => Vec::new(),
+        };
+        if !matches!(node, Node::Synthetic { .. }) {
+            list.extend_from_slice(TARGET_XATTR.as_bytes());
+            list.push(0);
+        }
+        xattr_reply(list, size)
+    }
+
+    /// setxattr.
+    ///
+    /// # Errors
+    /// EPERM for `user.redirfs.target`; the OS error otherwise.
+    pub fn setxattr(&self, ino: u64, name: &OsStr, value: &[u8], flags: i32) -> Result<()> {
+        if name == TARGET_XATTR {
+            return Err(Error::Os(std::io::Error::from_raw_os_error(libc::EPERM)));
+        }
+        match self.node_of_or_root(ino)?.1 {
+            Node::Real(r) if r.read_only => Err(Error::ReadOnly),
+            Node::Real(r) => Ok(sys::setxattr(&r.path, name, value, flags)?),
+            _ => Err(Error::Os(std::io::Error::from_raw_os_error(libc::EPERM))),
+        }
+    }
+
+    /// removexattr.
+    ///
+    /// # Errors
+    /// EPERM for `user.redirfs.target`; the OS error otherwise.
+    pub fn removexattr(&self, ino: u64, name: &OsStr) -> Result<()> {
+        if name == TARGET_XATTR {
+            return Err(Error::Os(std::io::Error::from_raw_os_error(libc::EPERM)));
+        }
+        match self.node_of_or_root(ino)?.1 {
+            Node::Real(r) if r.read_only => Err(Error::ReadOnly),
+            Node::Real(r) => Ok(sys::removexattr(&r.path, name)?),
+            _ => Err(Error::Os(std::io::Error::from_raw_os_error(libc::ENODATA))),
+        }
+    }
+
+    /// access.
+    ///
+    /// # Errors
+    /// EACCES or EROFS as the real object would answer.
+    pub fn access(&self, ino: u64, mask: i32) -> Result<()> {
+        match self.node_of_or_root(ino)?.1 {
+            Node::Real(r) => {
+                if mask & libc::W_OK != 0 && r.read_only {
+                    return Err(Error::ReadOnly);
+                }
+                Ok(sys::access(&r.path, mask)?)
+            }
+            Node::Synthetic { .. } if mask & libc::W_OK != 0 => Err(Error::ReadOnly),
+            Node::Synthetic { .. } | Node::Link { .. } => Ok(()),
+        }
+    }
+}
+
+fn e_io(e: &Error) -> std::io::Error {
+    match e {
+        Error::Os(e) => std::io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EIO)),
+        _ => std::io::Error::from_raw_os_error(libc::EIO),
+    }
+}
+
+fn xattr_reply(v: Vec<u8>, size: u32) -> Result<Vec<u8>> {
+    if size == 0 {
+        return Ok(vec![0u8; v.len()]);
+    }
+    if v.len() > size as usize {
+        return Err(Error::Os(std::io::Error::from_raw_os_error(libc::ERANGE)));
+    }
+    Ok(v)
+}
+
+/// A real object's attributes under the overlay's inode number.
+fn real_attr(ino: u64, m: &Metadata) -> Attr {
+    Attr {
+        ino,
+        size: m.size(),
+        blocks: m.blocks(),
+        atime: time(m.atime(), m.atime_nsec()),
+        mtime: time(m.mtime(), m.mtime_nsec()),
+        ctime: time(m.ctime(), m.ctime_nsec()),
+        kind: Kind::from_mode(m.mode()),
+        perm: (m.mode() & 0o7777) as u16,
+        nlink: m.nlink() as u32,
+        uid: m.uid(),
+        gid: m.gid(),
+        rdev: m.rdev() as u32,
+        blksize: m.blksize() as u32,
+        class: Class::Real,
+    }
+}
+
+/// The text to show for a symlink stored at `r.path` holding `text`: unchanged unless it is
+/// relative and climbs above the root of its real tree, in which case the absolute real path.
+fn rewrite_link(r: &RealNode, text: &Path) -> PathBuf {
+    if text.is_absolute() || r.root.as_os_str().is_empty() {
+        return text.to_path_buf();
+    }
+    let Some(dir) = r.path.parent() else {
+        return text.to_path_buf();
+    };
+    let Ok(rel) = dir.strip_prefix(&r.root) else {
+        return text.to_path_buf();
+    };
+    let mut depth = rel.components().count() as i64;
+    for c in text.components() {
+        match c {
+            Component::ParentDir => {
+                depth -= 1;
+                if depth < 0 {
+                    return crate::decl::normalize_lexically(&dir.join(text));
+                }
+            }
+            Component::Normal(_) => depth += 1,
+            _ => {}
+        }
+    }
+    text.to_path_buf()
+}

@@ -1,0 +1,759 @@
+//! The fuser `Filesystem` over an fs-core [`Overlay`].
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use fs_core::overlay::{Attr, Caller, Class, Handle, Kind, Overlay, SetAttr};
+use fs_core::sys::SetTime;
+use fs_core::Error;
+use fuser::{
+    AccessFlags, BackingId, BsdFileFlags, CopyFileRangeFlags, FileAttr, FileHandle,
+    FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner,
+    OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
+    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite,
+    ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+use parking_lot::Mutex;
+
+use crate::errno::errno_of;
+
+/// Cache lifetimes and kernel features.
+#[derive(Debug, Clone, Copy)]
+pub struct Tuning {
+    /// Attribute and entry lifetime for real objects, which others may change behind the mount.
+    pub real_ttl: Duration,
+    /// Lifetime for declared links and synthetic directories: they change only on reload, which
+    /// invalidates them explicitly.
+    pub declared_ttl: Duration,
+    /// Lifetime of a cached "no such name".
+    pub negative_ttl: Duration,
+    /// Ask the kernel for passthrough I/O of open files (needs CAP_SYS_ADMIN, kernel >= 6.9).
+    pub passthrough: bool,
+}
+
+impl Default for Tuning {
+    fn default() -> Tuning {
+        Tuning {
+            real_ttl: Duration::from_secs(1),
+            declared_ttl: Duration::from_secs(24 * 3600),
+            negative_ttl: Duration::from_secs(1),
+            passthrough: true,
+        }
+    }
+}
+
+/// One backing file per inode while any handle of it is open: the kernel requires all
+/// passthrough opens of an inode to share it.
+#[derive(Debug)]
+struct Backing {
+    id: BackingId,
+    writable: bool,
+    users: usize,
+}
+
+/// The overlay as a FUSE filesystem.
+#[derive(Debug)]
+pub struct FuseOverlay {
+    overlay: Arc<Overlay>,
+    tuning: Tuning,
+    passthrough: AtomicBool,
+    backings: Mutex<HashMap<u64, Backing>>,
+    /// fh -> inode, for handles that hold a passthrough backing.
+    backed: Mutex<HashMap<u64, u64>>,
+}
+
+fn kind(k: Kind) -> FileType {
+    match k {
+        Kind::File => FileType::RegularFile,
+        Kind::Dir => FileType::Directory,
+        Kind::Symlink => FileType::Symlink,
+        Kind::Fifo => FileType::NamedPipe,
+        Kind::Socket => FileType::Socket,
+        Kind::CharDev => FileType::CharDevice,
+        Kind::BlockDev => FileType::BlockDevice,
+    }
+}
+
+fn file_attr(a: &Attr) -> FileAttr {
+    FileAttr {
+        ino: INodeNo(a.ino),
+        size: a.size,
+        blocks: a.blocks,
+        atime: a.atime,
+        mtime: a.mtime,
+        ctime: a.ctime,
+        crtime: a.ctime,
+        kind: kind(a.kind),
+        perm: a.perm,
+        nlink: a.nlink,
+        uid: a.uid,
+        gid: a.gid,
+        rdev: a.rdev,
+        blksize: a.blksize,
+        flags: 0,
+    }
+}
+
+fn set_time(t: Option<TimeOrNow>) -> Option<SetTime> {
+    t.map(|t| match t {
+        TimeOrNow::Now => SetTime::Now,
+        TimeOrNow::SpecificTime(st) => match st.duration_since(UNIX_EPOCH) {
+            Ok(d) => SetTime::At(d.as_secs() as i64, i64::from(d.subsec_nanos())),
+            Err(e) => {
+                let d = e.duration();
+                let (s, ns) = (d.as_secs() as i64, i64::from(d.subsec_nanos()));
+                if ns == 0 {
+                    SetTime::At(-s, 0)
+                } else {
+                    SetTime::At(-s - 1, 1_000_000_000 - ns)
+                }
+            }
+        },
+    })
+}
+
+fn caller(req: &Request) -> Caller {
+    Caller {
+        uid: req.uid(),
+        gid: req.gid(),
+    }
+}
+
+/// Runs a request body; a panic becomes EIO (the dropped reply sends it) instead of killing the
+/// worker thread.
+fn guarded(op: &str, body: impl FnOnce()) {
+    if catch_unwind(AssertUnwindSafe(body)).is_err() {
+        log::error!("{op}: internal error (panic); answered EIO");
+    }
+}
+
+impl FuseOverlay {
+    /// Wraps an overlay.
+    pub fn new(overlay: Arc<Overlay>, tuning: Tuning) -> FuseOverlay {
+        FuseOverlay {
+            overlay,
+            tuning,
+            passthrough: AtomicBool::new(false),
+            backings: Mutex::new(HashMap::new()),
+            backed: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The overlay.
+    pub fn overlay(&self) -> &Arc<Overlay> {
+        &self.overlay
+    }
+
+    /// Whether the kernel accepted passthrough I/O.
+    pub fn passthrough_active(&self) -> bool {
+        self.passthrough.load(Ordering::Relaxed)
+    }
+
+    fn ttl(&self, a: &Attr) -> Duration {
+        match a.class {
+            Class::Real => self.tuning.real_ttl,
+            Class::Declared => self.tuning.declared_ttl,
+        }
+    }
+
+    fn entry(&self, reply: ReplyEntry, r: Result<Attr, Error>) {
+        match r {
+            Ok(a) => reply.entry(&self.ttl(&a), &file_attr(&a), Generation(0)),
+            Err(e) => reply.error(errno_of(&e)),
+        }
+    }
+
+    fn empty(reply: ReplyEmpty, r: Result<(), Error>) {
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno_of(&e)),
+        }
+    }
+
+    /// A backing id for `h`'s inode: the existing one, or a new one from `open_backing`.
+    /// `None` means: answer without passthrough.
+    fn backing_for(
+        &self,
+        fh: u64,
+        h: &Handle,
+        writes: bool,
+        open_backing: impl FnOnce(&std::fs::File) -> std::io::Result<BackingId>,
+        reply_with: impl FnOnce(Option<&BackingId>),
+    ) {
+        if !self.passthrough_active() {
+            return reply_with(None);
+        }
+        let mut backings = self.backings.lock();
+        if let Some(b) = backings.get_mut(&h.ino) {
+            if writes && !b.writable {
+                drop(backings);
+                return reply_with(None);
+            }
+            b.users += 1;
+            self.backed.lock().insert(fh, h.ino);
+            return reply_with(Some(&b.id));
+        }
+        match open_backing(&h.file) {
+            Ok(id) => {
+                let b = backings.entry(h.ino).or_insert(Backing {
+                    id,
+                    writable: writes,
+                    users: 0,
+                });
+                b.users += 1;
+                self.backed.lock().insert(fh, h.ino);
+                reply_with(Some(&b.id));
+            }
+            Err(e) => {
+                if self.passthrough.swap(false, Ordering::Relaxed) {
+                    log::warn!("the kernel refused passthrough I/O ({e}); serving file I/O from the daemon");
+                }
+                drop(backings);
+                reply_with(None);
+            }
+        }
+    }
+
+    fn drop_backing(&self, fh: u64) {
+        let Some(ino) = self.backed.lock().remove(&fh) else {
+            return;
+        };
+        let mut backings = self.backings.lock();
+        if let Some(b) = backings.get_mut(&ino) {
+            b.users = b.users.saturating_sub(1);
+            if b.users == 0 {
+                backings.remove(&ino);
+            }
+        }
+    }
+}
+
+fn writes(flags: i32) -> bool {
+    flags & libc::O_ACCMODE != libc::O_RDONLY
+}
+
+impl Filesystem for FuseOverlay {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        fs_core::sys::set_umask(0);
+        let wanted = InitFlags::FUSE_DO_READDIRPLUS
+            | InitFlags::FUSE_CACHE_SYMLINKS
+            | InitFlags::FUSE_PARALLEL_DIROPS
+            | InitFlags::FUSE_ASYNC_READ
+            | InitFlags::FUSE_BIG_WRITES
+            | InitFlags::FUSE_MAX_PAGES;
+        let available = config.capabilities() & wanted;
+        if let Err(missing) = config.add_capabilities(available) {
+            log::info!("kernel lacks {missing:?}");
+        }
+        if self.tuning.passthrough
+            && config.capabilities().contains(InitFlags::FUSE_PASSTHROUGH)
+            && fs_core::sys::geteuid() == 0
+        {
+            if config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
+                && config.set_max_stack_depth(1).is_ok()
+            {
+                self.passthrough.store(true, Ordering::Relaxed);
+                log::info!("kernel passthrough I/O on");
+            }
+        }
+        let _ = config.set_max_write(1 << 20);
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        guarded("lookup", || match self.overlay.lookup(parent.0, name) {
+            Err(Error::NotFound) => {
+                // A cached negative entry: inode 0 with a lifetime.
+                let mut a = FileAttr {
+                    ino: INodeNo(0),
+                    size: 0,
+                    blocks: 0,
+                    atime: SystemTime::UNIX_EPOCH,
+                    mtime: SystemTime::UNIX_EPOCH,
+                    ctime: SystemTime::UNIX_EPOCH,
+                    crtime: SystemTime::UNIX_EPOCH,
+                    kind: FileType::RegularFile,
+                    perm: 0,
+                    nlink: 0,
+                    uid: 0,
+                    gid: 0,
+                    rdev: 0,
+                    blksize: 0,
+                    flags: 0,
+                };
+                a.ino = INodeNo(0);
+                reply.entry(&self.tuning.negative_ttl, &a, Generation(0));
+            }
+            r => self.entry(reply, r),
+        });
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        guarded("forget", || self.overlay.forget(ino.0, nlookup));
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+        guarded("getattr", || match self.overlay.getattr(ino.0, fh.map(|f| f.0)) {
+            Ok(a) => reply.attr(&self.ttl(&a), &file_attr(&a)),
+            Err(e) => reply.error(errno_of(&e)),
+        });
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        guarded("setattr", || {
+            let set = SetAttr {
+                mode,
+                uid,
+                gid,
+                size,
+                atime: set_time(atime),
+                mtime: set_time(mtime),
+            };
+            match self.overlay.setattr(ino.0, fh.map(|f| f.0), &set) {
+                Ok(a) => reply.attr(&self.ttl(&a), &file_attr(&a)),
+                Err(e) => reply.error(errno_of(&e)),
+            }
+        });
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        guarded("readlink", || match self.overlay.readlink(ino.0) {
+            Ok(t) => reply.data(&t),
+            Err(e) => reply.error(errno_of(&e)),
+        });
+    }
+
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        guarded("mknod", || {
+            let r = self
+                .overlay
+                .mknod(parent.0, name, mode, u64::from(rdev), caller(req));
+            self.entry(reply, r);
+        });
+    }
+
+    fn mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        guarded("mkdir", || {
+            let r = self.overlay.mkdir(parent.0, name, mode, caller(req));
+            self.entry(reply, r);
+        });
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        guarded("unlink", || {
+            Self::empty(reply, self.overlay.unlink(parent.0, name));
+        });
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        guarded("rmdir", || {
+            Self::empty(reply, self.overlay.rmdir(parent.0, name));
+        });
+    }
+
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
+        guarded("symlink", || {
+            let r = self
+                .overlay
+                .symlink(parent.0, link_name, target, caller(req));
+            self.entry(reply, r);
+        });
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        guarded("rename", || {
+            let r = self
+                .overlay
+                .rename(parent.0, name, newparent.0, newname, flags.bits());
+            Self::empty(reply, r);
+        });
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        guarded("link", || {
+            let r = self.overlay.link(ino.0, newparent.0, newname);
+            self.entry(reply, r);
+        });
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        guarded("open", || match self.overlay.open(ino.0, flags.0) {
+            Ok((fh, h)) => {
+                let fopen = if writes(flags.0) {
+                    FopenFlags::empty()
+                } else {
+                    FopenFlags::FOPEN_NOFLUSH
+                };
+                let open_backing = |f: &std::fs::File| reply.open_backing(f);
+                let mut answer: Option<Option<u32>> = None;
+                // Decide first, reply after: the reply is consumed by either branch.
+                self.backing_for(fh, &h, writes(flags.0), open_backing, |b| {
+                    answer = Some(b.map(|_| 0));
+                });
+                let backed = matches!(answer, Some(Some(_)));
+                if backed {
+                    let backings = self.backings.lock();
+                    match backings.get(&h.ino) {
+                        Some(b) => reply.opened_passthrough(FileHandle(fh), fopen, &b.id),
+                        None => reply.opened(FileHandle(fh), fopen),
+                    }
+                } else {
+                    reply.opened(FileHandle(fh), fopen);
+                }
+            }
+            Err(e) => reply.error(errno_of(&e)),
+        });
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        guarded("read", || match self.overlay.read(fh.0, offset, size) {
+            Ok(data) => reply.data(&data),
+            Err(e) => reply.error(errno_of(&e)),
+        });
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        guarded("write", || match self.overlay.write(fh.0, offset, data) {
+            Ok(n) => reply.written(n as u32),
+            Err(e) => reply.error(errno_of(&e)),
+        });
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        guarded("flush", || Self::empty(reply, self.overlay.flush(fh.0)));
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        guarded("release", || {
+            self.drop_backing(fh.0);
+            self.overlay.release(fh.0);
+            reply.ok();
+        });
+    }
+
+    fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
+        guarded("fsync", || Self::empty(reply, self.overlay.fsync(fh.0, datasync)));
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        guarded("opendir", || match self.overlay.opendir(ino.0) {
+            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            Err(e) => reply.error(errno_of(&e)),
+        });
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        guarded("readdir", || {
+            let entries = match self.overlay.dir_entries(fh.0) {
+                Ok(e) => e,
+                Err(e) => return reply.error(errno_of(&e)),
+            };
+            let dots = [(".", ino.0), ("..", ino.0)];
+            let total = entries.len() as u64 + 2;
+            for i in offset..total {
+                let full = if i < 2 {
+                    let (n, ino) = dots[i as usize];
+                    reply.add(INodeNo(ino), i + 1, FileType::Directory, n)
+                } else {
+                    let e = &entries[(i - 2) as usize];
+                    reply.add(INodeNo(e.ino.max(1)), i + 1, kind(e.kind), &e.name)
+                };
+                if full {
+                    break;
+                }
+            }
+            reply.ok();
+        });
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        guarded("readdirplus", || {
+            let entries = match self.overlay.dir_entries(fh.0) {
+                Ok(e) => e,
+                Err(e) => return reply.error(errno_of(&e)),
+            };
+            let total = entries.len() as u64 + 2;
+            for i in offset..total {
+                if i < 2 {
+                    // The kernel takes no lookup reference for "." and "..".
+                    let dir = match self.overlay.getattr(ino.0, None) {
+                        Ok(a) => a,
+                        Err(e) => return reply.error(errno_of(&e)),
+                    };
+                    let name = if i == 0 { "." } else { ".." };
+                    if reply.add(ino, i + 1, name, &Duration::ZERO, &file_attr(&dir), Generation(0)) {
+                        break;
+                    }
+                    continue;
+                }
+                let e = &entries[(i - 2) as usize];
+                // A name that vanished since opendir is skipped, not an error for the listing.
+                let Ok(a) = self.overlay.lookup_listed(ino.0, &e.name) else {
+                    continue;
+                };
+                if reply.add(INodeNo(a.ino), i + 1, &e.name, &self.ttl(&a), &file_attr(&a), Generation(0)) {
+                    // Not added: give the lookup back.
+                    self.overlay.forget(a.ino, 1);
+                    break;
+                }
+            }
+            reply.ok();
+        });
+    }
+
+    fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
+        guarded("releasedir", || {
+            self.overlay.releasedir(fh.0);
+            reply.ok();
+        });
+    }
+
+    fn fsyncdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
+        guarded("fsyncdir", || Self::empty(reply, self.overlay.fsyncdir(ino.0, datasync)));
+    }
+
+    fn statfs(&self, _req: &Request, ino: INodeNo, reply: ReplyStatfs) {
+        guarded("statfs", || match self.overlay.statfs(ino.0) {
+            Ok(s) => reply.statfs(s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize),
+            Err(e) => reply.error(errno_of(&e)),
+        });
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        guarded("setxattr", || {
+            Self::empty(reply, self.overlay.setxattr(ino.0, name, value, flags));
+        });
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        guarded("getxattr", || match self.overlay.getxattr(ino.0, name, size) {
+            Ok(v) if size == 0 => reply.size(v.len() as u32),
+            Ok(v) => reply.data(&v),
+            Err(e) => reply.error(errno_of(&e)),
+        });
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        guarded("listxattr", || match self.overlay.listxattr(ino.0, size) {
+            Ok(v) if size == 0 => reply.size(v.len() as u32),
+            Ok(v) => reply.data(&v),
+            Err(e) => reply.error(errno_of(&e)),
+        });
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        guarded("removexattr", || {
+            Self::empty(reply, self.overlay.removexattr(ino.0, name));
+        });
+    }
+
+    fn access(&self, _req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        guarded("access", || {
+            Self::empty(reply, self.overlay.access(ino.0, mask.bits()));
+        });
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        guarded("create", || {
+            match self.overlay.create(parent.0, name, mode, flags, caller(req)) {
+                Ok((a, fh, h)) => {
+                    let ttl = self.ttl(&a);
+                    let attr = file_attr(&a);
+                    let open_backing = |f: &std::fs::File| reply.open_backing(f);
+                    let mut backed = false;
+                    self.backing_for(fh, &h, writes(flags), open_backing, |b| backed = b.is_some());
+                    let backings = self.backings.lock();
+                    match backings.get(&h.ino) {
+                        Some(b) if backed => reply.created_passthrough(
+                            &ttl,
+                            &attr,
+                            Generation(0),
+                            FileHandle(fh),
+                            FopenFlags::empty(),
+                            &b.id,
+                        ),
+                        _ => reply.created(&ttl, &attr, Generation(0), FileHandle(fh), FopenFlags::empty()),
+                    }
+                }
+                Err(e) => reply.error(errno_of(&e)),
+            }
+        });
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        guarded("fallocate", || {
+            Self::empty(reply, self.overlay.fallocate(fh.0, offset, length, mode));
+        });
+    }
+
+    fn lseek(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: i64, whence: i32, reply: ReplyLseek) {
+        guarded("lseek", || match self.overlay.lseek(fh.0, offset, whence) {
+            Ok(o) => reply.offset(o),
+            Err(e) => reply.error(errno_of(&e)),
+        });
+    }
+
+    fn copy_file_range(
+        &self,
+        _req: &Request,
+        _ino_in: INodeNo,
+        fh_in: FileHandle,
+        offset_in: u64,
+        _ino_out: INodeNo,
+        fh_out: FileHandle,
+        offset_out: u64,
+        len: u64,
+        flags: CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
+        guarded("copy_file_range", || {
+            match self
+                .overlay
+                .copy_file_range(fh_in.0, offset_in, fh_out.0, offset_out, len, flags.bits() as u32)
+            {
+                Ok(n) => reply.written(n as u32),
+                Err(e) => reply.error(errno_of(&e)),
+            }
+        });
+    }
+}
