@@ -9,6 +9,7 @@
 #![deny(unsafe_code)]
 
 pub mod decl;
+pub mod diff;
 pub mod diag;
 pub mod error;
 pub mod explain;

@@ -1351,3 +1351,27 @@ fn rewrite_link(r: &RealNode, text: &Path) -> PathBuf {
     }
     text.to_path_buf()
 }
+
+// Administration: reloads and status (used by the daemon, not by request paths).
+impl Overlay {
+    /// The inode the kernel holds for a virtual path, if it holds one.
+    pub fn known_inode(&self, comps: &[OsString]) -> Option<u64> {
+        let inodes = self.inodes.read();
+        let mut cur = ROOT_INO;
+        for comp in comps {
+            cur = inodes
+                .map
+                .iter()
+                .find(|(_, inode)| inode.names.iter().any(|(p, n)| *p == cur && n == comp))
+                .map(|(ino, _)| *ino)?;
+        }
+        Some(cur)
+    }
+}
+
+impl Overlay {
+    /// Every entry's counters, in the order of the table in force.
+    pub fn entry_stats(&self) -> Vec<crate::table::EntryStats> {
+        self.table.load().stats()
+    }
+}

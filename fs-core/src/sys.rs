@@ -454,3 +454,27 @@ pub fn umount(path: &Path, lazy: bool) -> io::Result<()> {
     // SAFETY: p is a valid C string.
     cvt(unsafe { libc::umount2(p.as_ptr(), flags) })
 }
+
+/// The uid of the process at the other end of a unix socket (SO_PEERCRED).
+///
+/// # Errors
+/// The OS error.
+pub fn peer_uid(sock: &impl AsRawFd) -> io::Result<u32> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: cred and len are valid for writes of the sizes given.
+    cvt(unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    })?;
+    Ok(cred.uid)
+}

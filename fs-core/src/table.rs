@@ -7,6 +7,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -38,11 +39,67 @@ pub enum NameCase {
     Insensitive,
 }
 
+/// Per-entry counters: relaxed atomics, so counting costs a few instructions and no lock.
+#[derive(Debug, Default)]
+pub struct EntryCounters {
+    hits: AtomicU64,
+    bytes_read: AtomicU64,
+    bytes_written: AtomicU64,
+    errors: AtomicU64,
+}
+
+/// A snapshot of one entry's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EntryStats {
+    /// Requests that reached the daemon through the entry (lookups and opens; the kernel answers
+    /// repeats from its caches, and follows symlink entries without asking again).
+    pub hits: u64,
+    /// Bytes the daemon read for programs (passthrough I/O goes around the daemon).
+    pub bytes_read: u64,
+    /// Bytes the daemon wrote for programs.
+    pub bytes_written: u64,
+    /// Failed operations through the entry.
+    pub errors: u64,
+}
+
+impl EntryCounters {
+    /// Counts a request.
+    pub fn hit(&self) {
+        self.hits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts bytes read.
+    pub fn read(&self, n: u64) {
+        self.bytes_read.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts bytes written.
+    pub fn written(&self, n: u64) {
+        self.bytes_written.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts a failure.
+    pub fn error(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The current values.
+    pub fn snapshot(&self) -> EntryStats {
+        EntryStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            bytes_read: self.bytes_read.load(Ordering::Relaxed),
+            bytes_written: self.bytes_written.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// A redirection table built from one declaration.
 #[derive(Debug)]
 pub struct Table {
     nodes: Vec<TNode>,
     rules: Vec<Entry>,
+    counters: Vec<Arc<EntryCounters>>,
     base: Option<PathBuf>,
     mountpoint: Mountpoint,
     options: Options,
@@ -122,6 +179,7 @@ impl Table {
         let mut t = Table {
             nodes: vec![TNode::default()],
             rules: Vec::with_capacity(decl.entries.len()),
+            counters: Vec::with_capacity(decl.entries.len()),
             base: decl.base.clone(),
             mountpoint: decl.mountpoint.clone(),
             options: decl.options,
@@ -131,6 +189,7 @@ impl Table {
         for entry in &decl.entries {
             let id = t.rules.len() as RuleId;
             t.rules.push(entry.clone());
+            t.counters.push(Arc::default());
             let mut node = ROOT;
             for comp in entry.path.components() {
                 let key: Box<[u8]> = t.fold(comp.as_bytes()).into();
@@ -157,6 +216,7 @@ impl Table {
         Table {
             nodes: vec![TNode::default()],
             rules: Vec::new(),
+            counters: Vec::new(),
             base,
             mountpoint,
             options: Options::default(),
@@ -175,6 +235,33 @@ impl Table {
     /// The rules, in declaration order.
     pub fn rules(&self) -> &[Entry] {
         &self.rules
+    }
+
+    /// The counters of `entry`, which must be one of this table's rules.
+    pub fn counters(&self, entry: &Entry) -> Option<&Arc<EntryCounters>> {
+        // `entry` borrows from `self.rules`: its index follows from its address.
+        let offset = (entry as *const Entry as usize).wrapping_sub(self.rules.as_ptr() as usize);
+        let idx = offset / std::mem::size_of::<Entry>().max(1);
+        match self.rules.get(idx) {
+            Some(r) if std::ptr::eq(r, entry) => self.counters.get(idx),
+            _ => None,
+        }
+    }
+
+    /// Every entry's counters, in rule order.
+    pub fn stats(&self) -> Vec<EntryStats> {
+        self.counters.iter().map(|c| c.snapshot()).collect()
+    }
+
+    /// Keeps counting where `old` left off for the entries both tables declare at one path.
+    pub fn adopt_counters(&mut self, old: &Table) {
+        let by_path: HashMap<&crate::vpath::VPath, &Arc<EntryCounters>> =
+            old.rules.iter().map(|e| &e.path).zip(old.counters.iter()).collect();
+        for (rule, counter) in self.rules.iter().zip(self.counters.iter_mut()) {
+            if let Some(c) = by_path.get(&rule.path) {
+                *counter = Arc::clone(c);
+            }
+        }
     }
 
     /// The base directory.

@@ -11,4 +11,4 @@ pub mod mount;
 
 pub use errno::errno_of;
 pub use fs::{FuseOverlay, Tuning};
-pub use mount::{mount, unmount, MountError, Mounted};
+pub use mount::{mount, unmount, MountError, Mounted, TableMaker};

@@ -70,6 +70,21 @@ impl fmt::Display for MountError {
 
 impl std::error::Error for MountError {}
 
+/// Builds the table a declaration gives on one mount: an in-place base (base = mountpoint) is
+/// reached through the descriptor opened before mounting.
+#[derive(Debug, Clone)]
+pub struct TableMaker {
+    mountpoint: PathBuf,
+    base_beneath: Option<PathBuf>,
+}
+
+impl TableMaker {
+    /// The table for `decl`.
+    pub fn table(&self, decl: &Declaration) -> Table {
+        table_for(decl, &self.mountpoint, self.base_beneath.as_deref())
+    }
+}
+
 /// A mounted overlay, not yet serving.
 pub struct Mounted {
     session: fuser::Session<FuseOverlay>,
@@ -77,6 +92,8 @@ pub struct Mounted {
     mountpoint: PathBuf,
     /// Keeps the base reachable beneath an in-place overlay.
     _base_dir: Option<File>,
+    /// For an in-place overlay, the path through which the daemon reaches the base.
+    base_beneath: Option<PathBuf>,
 }
 
 impl fmt::Debug for Mounted {
@@ -108,6 +125,14 @@ impl Mounted {
         self.session.notifier()
     }
 
+    /// Builds tables for this mount (for reloads).
+    pub fn table_maker(&self) -> TableMaker {
+        TableMaker {
+            mountpoint: self.mountpoint.clone(),
+            base_beneath: self.base_beneath.clone(),
+        }
+    }
+
     /// Serves requests until unmounted.
     ///
     /// # Errors
@@ -120,14 +145,20 @@ impl Mounted {
     }
 }
 
-fn is_mounted(mp: &Path) -> bool {
+/// Whether a FUSE filesystem is mounted exactly at `mp` (mounting over another kind of mount,
+/// e.g. an in-place overlay over an NFS folder, is fine).
+fn fuse_mounted_at(mp: &Path) -> bool {
     let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return false;
     };
     let want = mp.to_string_lossy().replace(' ', "\\040");
-    text.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .any(|p| p == want)
+    text.lines().any(|l| {
+        let mut halves = l.splitn(2, " - ");
+        let (Some(left), Some(right)) = (halves.next(), halves.next()) else {
+            return false;
+        };
+        left.split(' ').nth(4) == Some(want.as_str()) && right.starts_with("fuse")
+    })
 }
 
 /// Mounts `decl` at its mountpoint. A stale mountpoint left by a killed daemon ("transport
@@ -153,25 +184,19 @@ pub fn mount(decl: &Declaration, tuning: Tuning) -> Result<Mounted, MountError> 
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(MountError::MountpointMissing(mp)),
         Err(e) => return Err(MountError::Other(mp, e)),
     }
-    let mut decl = decl.clone();
-    let mut base_dir = None;
-    let in_place = decl
-        .base
-        .as_ref()
-        .is_some_and(|b| std::fs::canonicalize(b).ok() == std::fs::canonicalize(&mp).ok());
-    if is_mounted(&mp) && !in_place {
+    if fuse_mounted_at(&mp) {
         return Err(MountError::AlreadyMounted(mp));
     }
-    if in_place {
+    let mut base_dir = None;
+    let mut base_beneath = None;
+    if let Some(b) = decl.base.as_ref().filter(|b| is_in_place(b, &mp)) {
         // The base lies beneath the mount: reach it through a descriptor opened before mounting.
-        if let Some(b) = &decl.base {
-            let f = File::open(b).map_err(|e| MountError::Other(mp.clone(), e))?;
-            use std::os::fd::AsRawFd;
-            decl.base = Some(PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd())));
-            base_dir = Some(f);
-        }
+        let f = File::open(b).map_err(|e| MountError::Other(mp.clone(), e))?;
+        use std::os::fd::AsRawFd;
+        base_beneath = Some(PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd())));
+        base_dir = Some(f);
     }
-    let overlay = Arc::new(Overlay::new(Table::new(&decl, NameCase::Sensitive)));
+    let overlay = Arc::new(Overlay::new(table_for(decl, &mp, base_beneath.as_deref())));
     let fs = FuseOverlay::new(overlay.clone(), tuning);
     let mut options = vec![
         MountOption::FSName(format!("redirfs:{}", decl.file.display())),
@@ -201,7 +226,23 @@ pub fn mount(decl: &Declaration, tuning: Tuning) -> Result<Mounted, MountError> 
         overlay,
         mountpoint: mp,
         _base_dir: base_dir,
+        base_beneath,
     })
+}
+
+fn is_in_place(base: &Path, mountpoint: &Path) -> bool {
+    base == mountpoint || std::fs::canonicalize(base).ok() == std::fs::canonicalize(mountpoint).ok()
+}
+
+fn table_for(decl: &Declaration, mountpoint: &Path, base_beneath: Option<&Path>) -> Table {
+    match (&decl.base, base_beneath) {
+        (Some(b), Some(beneath)) if is_in_place(b, mountpoint) => {
+            let mut d = decl.clone();
+            d.base = Some(beneath.to_path_buf());
+            Table::new(&d, NameCase::Sensitive)
+        }
+        _ => Table::new(decl, NameCase::Sensitive),
+    }
 }
 
 /// Unmounts `mountpoint` (lazily: detach now, finish when no longer busy).

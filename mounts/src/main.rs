@@ -7,9 +7,15 @@ use clap::{Parser, Subcommand};
 
 mod check;
 #[cfg(unix)]
+mod control;
+#[cfg(unix)]
+mod daemon;
+#[cfg(unix)]
 mod demo;
 #[cfg(unix)]
 mod mount;
+#[cfg(unix)]
+mod runtime;
 
 /// Exit status: the declaration is invalid.
 const EXIT_INVALID: u8 = 1;
@@ -53,7 +59,11 @@ enum Command {
     #[command(after_help = "Examples:\n  redirfs mount app.yaml\n  redirfs mount --foreground app.yaml   # for systemd and debugging\n\nThe daemon logs to $XDG_RUNTIME_DIR/redirfs/ (or /run/redirfs as root); RUST_LOG=info says more.")]
     Mount {
         /// The declaration file.
-        file: PathBuf,
+        #[arg(required_unless_present = "all")]
+        file: Option<PathBuf>,
+        /// Mount every declaration (*.yaml, *.yml) in this folder, e.g. /etc/redirfs.
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["file", "foreground"])]
+        all: Option<PathBuf>,
         /// Serve in this process instead of starting a daemon.
         #[arg(long, short = 'f')]
         foreground: bool,
@@ -71,6 +81,35 @@ enum Command {
         #[arg(long, short = 'l')]
         lazy: bool,
     },
+    /// Show the mounts this user runs: declaration, pid, uptime, reloads, and per entry its
+    /// target, whether it exists, hits, bytes and errors.
+    #[cfg(unix)]
+    #[command(after_help = "Examples:\n  redirfs status\n  redirfs status /opt/legacy-app --json")]
+    Status {
+        /// One mount (all of this user's when omitted).
+        mountpoint: Option<PathBuf>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reload a mount's declaration now: validated in full first; an invalid file leaves the
+    /// running mapping serving and exits 1 with the errors.
+    #[cfg(unix)]
+    #[command(after_help = "Examples:\n  redirfs reload /opt/legacy-app\n  redirfs reload --dry-run /opt/legacy-app   # print what would change")]
+    Reload {
+        /// The mountpoint.
+        mountpoint: PathBuf,
+        /// Only print what would change.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print what a reload would change (same as `reload --dry-run`).
+    #[cfg(unix)]
+    #[command(after_help = "Example:\n  redirfs diff /opt/legacy-app")]
+    Diff {
+        /// The mountpoint.
+        mountpoint: PathBuf,
+    },
     /// Run the built-in demo: a legacy program reads and writes its data through a redirection.
     #[cfg(unix)]
     #[command(after_help = "Example:\n  redirfs demo            # builds a sandbox in a temporary folder, mounts, runs, unmounts\n  redirfs demo --keep     # leaves the mount up to look around")]
@@ -85,9 +124,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,fuser=error"))
         .format_timestamp(None)
         .init();
+    #[cfg(unix)]
+    if let Some(code) = mount::helper_mode() {
+        return code;
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::Check { files } => check::check(&files),
@@ -95,9 +138,20 @@ fn main() -> ExitCode {
         #[cfg(unix)]
         Command::Mount {
             file,
+            all,
             foreground,
             no_passthrough,
-        } => mount::mount(&file, foreground, no_passthrough),
+        } => match (file, all) {
+            (_, Some(dir)) => mount::mount_all(&dir, no_passthrough),
+            (Some(file), None) => mount::mount(&file, foreground, no_passthrough),
+            (None, None) => ExitCode::from(EXIT_USAGE),
+        },
+        #[cfg(unix)]
+        Command::Status { mountpoint, json } => control::status(mountpoint.as_deref(), json),
+        #[cfg(unix)]
+        Command::Reload { mountpoint, dry_run } => control::reload(&mountpoint, dry_run),
+        #[cfg(unix)]
+        Command::Diff { mountpoint } => control::reload(&mountpoint, true),
         #[cfg(unix)]
         Command::Umount { mountpoint, lazy } => mount::umount(&mountpoint, lazy),
         #[cfg(unix)]

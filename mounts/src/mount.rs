@@ -1,38 +1,19 @@
 //! `redirfs mount` and `redirfs umount` (Linux, macOS).
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 
 use fs_core::decl::{self, LoadError, Mountpoint};
 use fuse_backend::Tuning;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+
+use crate::daemon::Daemon;
 
 use crate::{EXIT_INVALID, EXIT_USAGE};
 
 /// What the daemon prints on its stdout once the mount is up.
 const READY: &str = "redirfs: ready";
-
-/// Where a background daemon logs.
-fn log_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR") {
-        return PathBuf::from(d).join("redirfs");
-    }
-    if fs_core::sys::geteuid() == 0 {
-        PathBuf::from("/run/redirfs")
-    } else {
-        std::env::temp_dir().join(format!("redirfs-{}", fs_core::sys::geteuid()))
-    }
-}
-
-fn log_file_for(mp: &Path) -> PathBuf {
-    let name: String = mp
-        .to_string_lossy()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    log_dir().join(format!("{}.log", name.trim_start_matches('_')))
-}
 
 /// `redirfs mount FILE`: validates, then either serves here (`--foreground`) or starts a daemon
 /// and returns once the mount is ready.
@@ -61,9 +42,9 @@ pub fn mount(file: &Path, foreground: bool, no_passthrough: bool) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let log_path = log_file_for(&mp);
-    let log = std::fs::create_dir_all(log_dir())
-        .and_then(|()| std::fs::OpenOptions::new().create(true).append(true).open(&log_path));
+    let log_path = crate::runtime::log(&mp);
+    let log = crate::runtime::ensure_dir()
+        .and_then(|_| std::fs::OpenOptions::new().create(true).append(true).open(&log_path));
     let stderr = match log {
         Ok(f) => Stdio::from(f),
         Err(e) => {
@@ -133,26 +114,46 @@ fn serve(d: &fs_core::Declaration, no_passthrough: bool) -> ExitCode {
         }
     };
     let mp = mounted.mountpoint().to_path_buf();
+    let daemon = Daemon::new(d, &mounted, !no_passthrough);
+    let socket = match daemon.serve_control() {
+        Ok(p) => Some(p),
+        Err(e) => {
+            log::warn!("no control socket ({e}): `redirfs status` and `redirfs reload` will not reach this mount; SIGHUP still reloads");
+            None
+        }
+    };
+    daemon.watch();
     let mut unmounter = mounted.unmounter();
-    match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
+    match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) {
         Ok(mut signals) => {
             let mp = mp.clone();
+            let daemon = daemon.clone();
             std::thread::spawn(move || {
-                if let Some(sig) = signals.forever().next() {
+                for sig in signals.forever() {
+                    if sig == SIGHUP {
+                        daemon.reload(false, "SIGHUP");
+                        continue;
+                    }
                     log::info!("signal {sig}: unmounting {}", mp.display());
                     if let Err(e) = unmounter.unmount() {
                         log::warn!("unmount of {} failed ({e}); detaching lazily", mp.display());
                         let _ = fuse_backend::unmount(&mp, true);
                     }
+                    break;
                 }
             });
         }
-        Err(e) => log::warn!("cannot watch for SIGINT/SIGTERM: {e}"),
+        Err(e) => log::warn!("cannot watch for signals: {e}"),
     }
     log::info!("mounted {} on {}", d.file.display(), mp.display());
     println!("{READY}");
     let _ = std::io::stdout().flush();
-    match mounted.run() {
+    crate::daemon::notify_ready();
+    let result = mounted.run();
+    if let Some(s) = socket {
+        let _ = std::fs::remove_file(s);
+    }
+    match result {
         Ok(()) => {
             log::info!("unmounted {}", mp.display());
             ExitCode::SUCCESS
@@ -179,4 +180,104 @@ pub fn umount(mountpoint: &Path, lazy: bool) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `redirfs mount --all DIR`: every declaration in a folder, in name order.
+pub fn mount_all(dir: &Path, no_passthrough: bool) -> ExitCode {
+    let mut files: Vec<_> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+            .collect(),
+        Err(e) => {
+            eprintln!("redirfs: cannot read {}: {e}", dir.display());
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    files.sort();
+    if files.is_empty() {
+        eprintln!("redirfs: no declarations (*.yaml, *.yml) in {}", dir.display());
+        return ExitCode::from(1);
+    }
+    let mut failed = 0;
+    for f in &files {
+        if mount(f, false, no_passthrough) != ExitCode::SUCCESS {
+            failed += 1;
+        }
+    }
+    if failed > 0 {
+        eprintln!("redirfs: {failed} of {} declarations did not mount", files.len());
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}
+
+/// The FUSE mount-helper convention: `mount -t fuse.redirfs FILE MOUNTPOINT -o OPTS` (and fstab)
+/// runs `redirfs FILE MOUNTPOINT -o OPTS` through mount.fuse3, or this program as
+/// `mount.fuse.redirfs`. `None` when the arguments are an ordinary command line.
+pub fn helper_mode() -> Option<ExitCode> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let argv0 = args.first().map(|a| Path::new(a).file_name().unwrap_or_default().to_string_lossy().into_owned())?;
+    let positional: Vec<&std::ffi::OsString> = args
+        .iter()
+        .skip(1)
+        .scan(false, |after_o, a| {
+            let skip = *after_o;
+            *after_o = a == "-o";
+            Some((skip, a))
+        })
+        .filter(|(skip, a)| !*skip && !a.to_string_lossy().starts_with('-'))
+        .map(|(_, a)| a)
+        .collect();
+    let named_helper = argv0.starts_with("mount.");
+    let looks_like_helper = positional.len() == 2 && Path::new(positional[0]).is_file();
+    if !named_helper && !looks_like_helper {
+        return None;
+    }
+    if positional.len() != 2 {
+        eprintln!("usage: {argv0} DECLARATION MOUNTPOINT [-o OPTIONS]");
+        return Some(ExitCode::from(EXIT_USAGE));
+    }
+    let file = Path::new(positional[0]);
+    let mp = Path::new(positional[1]);
+    let opts: Vec<String> = args
+        .windows(2)
+        .filter(|w| w[0] == "-o")
+        .flat_map(|w| w[1].to_string_lossy().split(',').map(str::to_owned).collect::<Vec<_>>())
+        .collect();
+    let d = match decl::load_file(file) {
+        Ok(d) => d,
+        Err(LoadError::Invalid(inv)) => {
+            eprintln!("{inv}");
+            return Some(ExitCode::from(EXIT_INVALID));
+        }
+        Err(e) => {
+            eprintln!("redirfs: {e}");
+            return Some(ExitCode::from(EXIT_USAGE));
+        }
+    };
+    let same = match &d.mountpoint {
+        Mountpoint::Dir(p) => std::fs::canonicalize(p).ok() == std::fs::canonicalize(mp).ok(),
+        Mountpoint::Drive(_) => false,
+    };
+    if !same {
+        eprintln!(
+            "redirfs: {} declares mountpoint {}, but the mount command names {}: make them agree",
+            file.display(),
+            d.mountpoint,
+            mp.display()
+        );
+        return Some(ExitCode::from(EXIT_USAGE));
+    }
+    for o in &opts {
+        match o.as_str() {
+            "ro" if !d.options.read_only => {
+                eprintln!("redirfs: `-o ro` given: declare `options: read_only: true` in {} instead (the declaration is the source of truth)", file.display());
+                return Some(ExitCode::from(EXIT_USAGE));
+            }
+            _ => log::debug!("mount option `{o}` left to mount(8)"),
+        }
+    }
+    Some(mount(file, false, opts.iter().any(|o| o == "no_passthrough")))
 }
