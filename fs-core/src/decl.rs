@@ -213,7 +213,13 @@ pub fn load_file(file: &Path) -> Result<Declaration, LoadError> {
 pub fn parse_str(shown: &Path, file: &Path, text: &str) -> Result<Declaration, Invalid> {
     let mut d = Diagnostics::new(shown, text);
     let dir = file.parent().unwrap_or(Path::new("/")).to_path_buf();
-    let decl = Checker { d: &mut d, dir }.check(text, file);
+    let decl = Checker {
+        d: &mut d,
+        dir,
+        canonical_dirs: HashMap::new(),
+        last_lstat: None,
+    }
+    .check(text, file);
     let has_errors = d.has_errors();
     let diagnostics = d.into_vec();
     match decl {
@@ -234,6 +240,20 @@ const ON_MISSING_VALUES: &[&str] = &["dangling", "hide", "error"];
 struct Checker<'a> {
     d: &'a mut Diagnostics,
     dir: PathBuf,
+    /// Canonical forms of directories seen so far (see [`Checker::canonical_target`]).
+    canonical_dirs: HashMap<PathBuf, PathBuf>,
+    /// The `lstat` of the last target resolved, which spares checking it a second `stat`.
+    last_lstat: Option<(PathBuf, io::Result<std::fs::Metadata>)>,
+}
+
+/// The known keys of one mapping, with their values, in file order. A mapping has a handful of
+/// keys, so a list searched in order beats a hash map.
+struct Fields<'n>(Vec<(&'static str, Loc, &'n Node)>);
+
+impl<'n> Fields<'n> {
+    fn get(&self, key: &str) -> Option<&&'n Node> {
+        self.0.iter().find(|(k, _, _)| *k == key).map(|(_, _, v)| v)
+    }
 }
 
 /// A raw entry: what the user wrote, each value with its position.
@@ -287,10 +307,14 @@ impl Checker<'_> {
                 false
             }
             Some(v) => match &v.value {
-                Value::Scalar { text, quoted: false } if text.parse::<u64>() == Ok(FORMAT_VERSION) => {
-                    true
-                }
-                Value::Scalar { text, quoted: false } if text.parse::<u64>().is_ok() => {
+                Value::Scalar {
+                    text,
+                    quoted: false,
+                } if text.parse::<u64>() == Ok(FORMAT_VERSION) => true,
+                Value::Scalar {
+                    text,
+                    quoted: false,
+                } if text.parse::<u64>().is_ok() => {
                     self.d.error(
                         v.loc,
                         format!("unsupported declaration version `{text}`"),
@@ -324,7 +348,9 @@ impl Checker<'_> {
             }
             Some(n) => self.mountpoint(n),
         };
-        let base = fields.get("base").and_then(|n| self.base(n, mountpoint.as_ref()));
+        let base = fields
+            .get("base")
+            .and_then(|n| self.base(n, mountpoint.as_ref()));
         let options = fields
             .get("options")
             .map(|n| self.options(n))
@@ -367,7 +393,10 @@ impl Checker<'_> {
             _ => {
                 self.d.error(
                     node.loc,
-                    format!("{what} must be a mapping of `key: value` lines, found {}", describe(node)),
+                    format!(
+                        "{what} must be a mapping of `key: value` lines, found {}",
+                        describe(node)
+                    ),
                     "write one `key: value` per line (see docs/declarations.md)",
                 );
                 None
@@ -389,9 +418,8 @@ impl Checker<'_> {
         map: &'n [(Node, Node)],
         known: &[&'static str],
         place: &str,
-    ) -> HashMap<&'static str, &'n Node> {
-        let mut out: HashMap<&'static str, &'n Node> = HashMap::new();
-        let mut first_seen: HashMap<&'static str, Loc> = HashMap::new();
+    ) -> Fields<'n> {
+        let mut out = Fields(Vec::with_capacity(map.len()));
         for (k, v) in map {
             let key = match &k.value {
                 Value::Scalar { text, .. } => text.as_str(),
@@ -406,13 +434,17 @@ impl Checker<'_> {
             };
             let Some(&name) = known.iter().find(|n| **n == key) else {
                 let help = match closest(key, known) {
-                    Some(s) => format!("did you mean `{s}`? Valid keys {place}: {}", known.join(", ")),
+                    Some(s) => format!(
+                        "did you mean `{s}`? Valid keys {place}: {}",
+                        known.join(", ")
+                    ),
                     None => format!("valid keys {place}: {}", known.join(", ")),
                 };
-                self.d.error(k.loc, format!("unknown key `{key}` {place}"), help);
+                self.d
+                    .error(k.loc, format!("unknown key `{key}` {place}"), help);
                 continue;
             };
-            if let Some(first) = first_seen.get(name) {
+            if let Some((_, first, _)) = out.0.iter().find(|(n, _, _)| *n == name) {
                 self.d.error(
                     k.loc,
                     format!("key `{name}` appears twice (first at line {})", first.line),
@@ -420,8 +452,7 @@ impl Checker<'_> {
                 );
                 continue;
             }
-            first_seen.insert(name, k.loc);
-            out.insert(name, v);
+            out.0.push((name, k.loc, v));
         }
         out
     }
@@ -430,7 +461,8 @@ impl Checker<'_> {
         match &node.value {
             Value::Scalar { text, quoted } if *quoted || !is_null(text) => {
                 if text.is_empty() {
-                    self.d.error(node.loc, format!("`{key}` is empty"), help.to_string());
+                    self.d
+                        .error(node.loc, format!("`{key}` is empty"), help.to_string());
                     return None;
                 }
                 if text.contains('\0') {
@@ -460,8 +492,14 @@ impl Checker<'_> {
 
     fn boolean(&mut self, node: &Node, key: &str) -> Option<bool> {
         match &node.value {
-            Value::Scalar { text, quoted: false } if text == "true" => Some(true),
-            Value::Scalar { text, quoted: false } if text == "false" => Some(false),
+            Value::Scalar {
+                text,
+                quoted: false,
+            } if text == "true" => Some(true),
+            Value::Scalar {
+                text,
+                quoted: false,
+            } if text == "false" => Some(false),
             Value::Alias => {
                 self.alias(node);
                 None
@@ -483,10 +521,14 @@ impl Checker<'_> {
             return Some(v);
         }
         let help = match closest(&text, values) {
-            Some(s) => format!("did you mean `{s}`? `{key}` takes one of: {}", values.join(", ")),
+            Some(s) => format!(
+                "did you mean `{s}`? `{key}` takes one of: {}",
+                values.join(", ")
+            ),
             None => format!("`{key}` takes one of: {}", values.join(", ")),
         };
-        self.d.error(node.loc, format!("unknown `{key}` value `{text}`"), help);
+        self.d
+            .error(node.loc, format!("unknown `{key}` value `{text}`"), help);
         None
     }
 
@@ -564,7 +606,10 @@ impl Checker<'_> {
     fn raw_entries<'n>(&mut self, node: &'n Node) -> Vec<RawEntry<'n>> {
         let items = match &node.value {
             Value::Seq(items) => items,
-            Value::Scalar { text, quoted: false } if is_null(text) => return Vec::new(),
+            Value::Scalar {
+                text,
+                quoted: false,
+            } if is_null(text) => return Vec::new(),
             Value::Alias => {
                 self.alias(node);
                 return Vec::new();
@@ -617,11 +662,14 @@ impl Checker<'_> {
         mountpoint: Option<&Mountpoint>,
         base: Option<&Path>,
     ) -> Vec<Entry> {
-        let mut entries: Vec<(Entry, Loc)> = Vec::new();
-        let mut seen: HashMap<VPath, Loc> = HashMap::new();
+        // Each entry with a usable path and target: (entry, where its path is, where a
+        // `read_only: true` that has no effect is).
+        let mut candidates: Vec<(Entry, Loc, Option<Loc>)> = Vec::with_capacity(raw.len());
         for r in raw {
             let path = r.path.and_then(|n| self.entry_path(n).map(|p| (p, n.loc)));
-            let target = r.target.and_then(|n| self.target(n, mountpoint).map(|t| (t, n.loc)));
+            let target = r
+                .target
+                .and_then(|n| self.target(n, mountpoint).map(|t| (t, n.loc)));
             let presentation = r
                 .presentation
                 .and_then(|n| self.choice(n, "as", AS_VALUES))
@@ -650,25 +698,61 @@ impl Checker<'_> {
             let (Some((path, path_loc)), Some((target, _))) = (path, target) else {
                 continue;
             };
-            if let Some(first) = seen.get(&path) {
-                self.d.error(
-                    path_loc,
-                    format!("path `{path}` is declared twice (first at line {})", first.line),
-                    "keep one of the two entries, or give this one another path",
-                );
-                continue;
-            }
-            seen.insert(path.clone(), path_loc);
             let presentation = presentation.unwrap_or(Presentation::Symlink);
             let on_missing = on_missing.unwrap_or(OnMissing::Dangling);
-            if presentation.is_link() && read_only == Some(true) {
-                if let Some(n) = r.read_only {
-                    self.d.warning(
-                        n.loc,
-                        format!("`read_only` has no effect on a `{presentation}` entry"),
-                        "the kernel follows the link out of the mount, so the target's own permissions apply; use `as: transparent` to enforce read-only",
-                    );
+            let useless_read_only = match r.read_only {
+                Some(n) if presentation.is_link() && read_only == Some(true) => Some(n.loc),
+                _ => None,
+            };
+            candidates.push((
+                Entry {
+                    path,
+                    target,
+                    presentation,
+                    on_missing,
+                    read_only: read_only.unwrap_or(false),
+                    loc: r.loc,
+                },
+                path_loc,
+                useless_read_only,
+            ));
+        }
+        // Duplicates: the first declaration of a path stands.
+        let mut duplicate = vec![false; candidates.len()];
+        {
+            let mut first: HashMap<&[String], Loc> = HashMap::with_capacity(candidates.len());
+            for (i, (e, path_loc, _)) in candidates.iter().enumerate() {
+                match first.entry(e.path.components()) {
+                    std::collections::hash_map::Entry::Occupied(o) => {
+                        self.d.error(
+                            *path_loc,
+                            format!(
+                                "path `{}` is declared twice (first at line {})",
+                                e.path,
+                                o.get().line
+                            ),
+                            "keep one of the two entries, or give this one another path",
+                        );
+                        duplicate[i] = true;
+                    }
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(*path_loc);
+                    }
                 }
+            }
+        }
+        let mut entries: Vec<(Entry, Loc)> = Vec::with_capacity(candidates.len());
+        for ((entry, path_loc, useless_read_only), dup) in candidates.into_iter().zip(duplicate) {
+            if dup {
+                continue;
+            }
+            let (path, presentation) = (&entry.path, entry.presentation);
+            if let Some(loc) = useless_read_only {
+                self.d.warning(
+                    loc,
+                    format!("`read_only` has no effect on a `{presentation}` entry"),
+                    "the kernel follows the link out of the mount, so the target's own permissions apply; use `as: transparent` to enforce read-only",
+                );
             }
             if let Some(base) = base {
                 let shadowed = path
@@ -685,33 +769,21 @@ impl Checker<'_> {
                     );
                 }
             }
-            entries.push((
-                Entry {
-                    path,
-                    target,
-                    presentation,
-                    on_missing,
-                    read_only: read_only.unwrap_or(false),
-                    loc: r.loc,
-                },
-                path_loc,
-            ));
+            entries.push((entry, path_loc));
         }
-        // Nesting: an entry beneath a link can never be reached.
-        let links: HashMap<&VPath, &Entry> = entries
+        // Nesting: an entry beneath a link can never be reached. The nearest link is named.
+        let links: HashMap<&[String], &Entry> = entries
             .iter()
             .filter(|(e, _)| e.presentation.is_link())
-            .map(|(e, _)| (&e.path, e))
+            .map(|(e, _)| (e.path.components(), e))
             .collect();
         let mut unreachable = Vec::new();
-        for (e, path_loc) in &entries {
-            let mut anc = e.path.parent();
-            while !anc.is_root() {
-                if let Some(link) = links.get(&anc) {
+        if !links.is_empty() {
+            for (e, path_loc) in &entries {
+                let comps = e.path.components();
+                if let Some(link) = (1..comps.len()).rev().find_map(|n| links.get(&comps[..n])) {
                     unreachable.push((*path_loc, e.path.clone(), (*link).clone()));
-                    break;
                 }
-                anc = anc.parent();
             }
         }
         for (loc, path, link) in unreachable {
@@ -748,7 +820,8 @@ impl Checker<'_> {
                         "a virtual path cannot climb out of the mount: remove the `..`".to_string()
                     }
                     VPathError::Empty => {
-                        "name a file or folder inside the mount; the root itself is `base`".to_string()
+                        "name a file or folder inside the mount; the root itself is `base`"
+                            .to_string()
                     }
                     VPathError::Nul => "remove the NUL character".to_string(),
                     VPathError::Backslash => format!(
@@ -774,7 +847,7 @@ impl Checker<'_> {
             self.resolve(&text)
         };
         if let Some(Mountpoint::Dir(mp)) = mountpoint {
-            let (t, m) = (canonical(&target), canonical(mp));
+            let (t, m) = (self.canonical_target(&target), self.canonical_dir(mp));
             if t.starts_with(&m) {
                 self.d.error(
                     node.loc,
@@ -810,18 +883,31 @@ impl Checker<'_> {
         presentation: Presentation,
         on_missing: OnMissing,
     ) {
-        match std::fs::metadata(target) {
+        // What `stat` would say, from the `lstat` the loop check made when it tells.
+        let stat = match self.last_lstat.take() {
+            Some((p, Ok(m))) if p == target && !m.file_type().is_symlink() => Ok(m),
+            Some((p, Err(e))) if p == target => Err(e),
+            _ => std::fs::metadata(target),
+        };
+        match stat {
             Ok(m) => {
                 if presentation == Presentation::Junction && !m.is_dir() {
                     self.d.error(
                         loc,
-                        format!("a junction must point to a directory; `{}` is not one", target.display()),
+                        format!(
+                            "a junction must point to a directory; `{}` is not one",
+                            target.display()
+                        ),
                         "use `as: symlink` (or `transparent`) for a file",
                     );
                 }
             }
             Err(e) => {
-                let msg = format!("target `{}` cannot be reached: {}", target.display(), plain_io(&e));
+                let msg = format!(
+                    "target `{}` cannot be reached: {}",
+                    target.display(),
+                    plain_io(&e)
+                );
                 let windows = if is_windows_absolute(&target.to_string_lossy()) && !cfg!(windows) {
                     " (it is a Windows path: only a Windows mount can reach it)"
                 } else {
@@ -850,6 +936,33 @@ impl Checker<'_> {
 
     fn resolve(&self, text: &str) -> PathBuf {
         normalize_lexically(&self.dir.join(text))
+    }
+
+    /// [`canonical`], resolving each parent directory once per declaration: entries' targets
+    /// share parents, and resolving a path from scratch costs a `readlink` per component.
+    fn canonical_target(&mut self, path: &Path) -> PathBuf {
+        match (path.parent(), path.file_name()) {
+            (Some(parent), Some(name)) if path.is_absolute() => {
+                let candidate = self.canonical_dir(parent).join(name);
+                let lstat = std::fs::symlink_metadata(&candidate);
+                let c = match &lstat {
+                    Ok(m) if m.file_type().is_symlink() => canonical(&candidate),
+                    _ => candidate,
+                };
+                self.last_lstat = Some((path.to_path_buf(), lstat));
+                c
+            }
+            _ => canonical(path),
+        }
+    }
+
+    fn canonical_dir(&mut self, dir: &Path) -> PathBuf {
+        if let Some(c) = self.canonical_dirs.get(dir) {
+            return c.clone();
+        }
+        let c = self.canonical_target(dir);
+        self.canonical_dirs.insert(dir.to_path_buf(), c.clone());
+        c
     }
 }
 

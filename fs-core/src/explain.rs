@@ -52,7 +52,12 @@ pub fn explain(table: &Table, path: &VPath) -> String {
         Resolved::Link(e) => {
             let st = state(&e.target);
             let _ = writeln!(out, "  rule:     {}", rule(table, e));
-            let _ = writeln!(out, "  shows as: a {} to {}", e.presentation, e.target.display());
+            let _ = writeln!(
+                out,
+                "  shows as: a {} to {}",
+                e.presentation,
+                e.target.display()
+            );
             let _ = writeln!(out, "  target:   {st}");
             let _ = writeln!(
                 out,
@@ -60,7 +65,11 @@ pub fn explain(table: &Table, path: &VPath) -> String {
                 e.presentation
             );
             if st == "does not exist" {
-                let _ = writeln!(out, "  note:     the target is absent: {}", missing_effect(e));
+                let _ = writeln!(
+                    out,
+                    "  note:     the target is absent: {}",
+                    missing_effect(e)
+                );
             }
         }
         Resolved::BeneathLink { entry, real } => {
@@ -76,6 +85,8 @@ pub fn explain(table: &Table, path: &VPath) -> String {
             );
         }
         Resolved::Real { real, via, dir } => {
+            // Nothing real here, but entries are declared beneath: the overlay makes the directory.
+            let synthetic = dir.is_some() && state(&real) == "does not exist";
             match via {
                 Some(e) => {
                     let _ = writeln!(out, "  rule:     {}", rule(table, e));
@@ -91,22 +102,37 @@ pub fn explain(table: &Table, path: &VPath) -> String {
                     };
                     let _ = writeln!(out, "  why:      {why}");
                     if e.path == *path && state(&e.target) == "does not exist" {
-                        let _ = writeln!(out, "  note:     the target is absent: {}", missing_effect(e));
+                        let _ = writeln!(
+                            out,
+                            "  note:     the target is absent: {}",
+                            missing_effect(e)
+                        );
                     }
                 }
                 None => {
                     let _ = writeln!(out, "  rule:     none (no declared entry covers this path)");
                     let _ = writeln!(out, "  resolves: {} (the base)", real.display());
                     let _ = writeln!(out, "  real:     {}", state(&real));
-                    let _ = writeln!(out, "  why:      paths no entry covers show the base directory's own contents");
+                    let _ = writeln!(
+                        out,
+                        "  why:      paths no entry covers show the base directory's own contents"
+                    );
                 }
             }
             if let Some(dir) = dir {
-                let _ = writeln!(
-                    out,
-                    "  masks:    declared entries beneath it take precedence: {}",
-                    names(dir.names())
-                );
+                if synthetic {
+                    let _ = writeln!(
+                        out,
+                        "  shows as: a synthetic read-only directory, since it exists in neither the base nor a target"
+                    );
+                    let _ = writeln!(out, "  holds:    {}", names(dir.names()));
+                } else {
+                    let _ = writeln!(
+                        out,
+                        "  masks:    declared entries beneath it take precedence: {}",
+                        names(dir.names())
+                    );
+                }
             }
         }
         Resolved::Synthetic(dir) => {
@@ -121,14 +147,19 @@ pub fn explain(table: &Table, path: &VPath) -> String {
         Resolved::Absent => {
             let _ = writeln!(out, "  rule:     none");
             let _ = writeln!(out, "  resolves: nothing: the mount has no such path");
-            let _ = writeln!(out, "  why:      no declared entry covers it and the declaration has no `base`");
+            let _ = writeln!(
+                out,
+                "  why:      no declared entry covers it and the declaration has no `base`"
+            );
         }
     }
     out
 }
 
 fn names<'a>(it: impl Iterator<Item = &'a [u8]>) -> String {
-    let mut v: Vec<String> = it.map(|n| String::from_utf8_lossy(n).into_owned()).collect();
+    let mut v: Vec<String> = it
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .collect();
     v.sort();
     v.join(", ")
 }
