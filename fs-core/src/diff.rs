@@ -51,7 +51,13 @@ impl Change {
 impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Change::Added(e) => write!(f, "+ {} -> {} (as {})", e.path, e.target.display(), e.presentation),
+            Change::Added(e) => write!(
+                f,
+                "+ {} -> {} (as {})",
+                e.path,
+                e.target.display(),
+                e.presentation
+            ),
             Change::Removed(e) => write!(f, "- {} -> {}", e.path, e.target.display()),
             Change::Retargeted { old, new } => write!(
                 f,
@@ -66,7 +72,10 @@ impl fmt::Display for Change {
                     parts.push(format!("as {} -> {}", old.presentation, new.presentation));
                 }
                 if old.on_missing != new.on_missing {
-                    parts.push(format!("on_missing {} -> {}", old.on_missing, new.on_missing));
+                    parts.push(format!(
+                        "on_missing {} -> {}",
+                        old.on_missing, new.on_missing
+                    ));
                 }
                 if old.read_only != new.read_only {
                     parts.push(format!("read_only {} -> {}", old.read_only, new.read_only));
@@ -74,7 +83,10 @@ impl fmt::Display for Change {
                 write!(f, "~ {}: {}", new.path, parts.join(", "))
             }
             Change::Base { old, new } => {
-                let show = |p: &Option<PathBuf>| p.as_ref().map_or("(none)".to_string(), |p| p.display().to_string());
+                let show = |p: &Option<PathBuf>| {
+                    p.as_ref()
+                        .map_or("(none)".to_string(), |p| p.display().to_string())
+                };
                 write!(f, "~ base: {} -> {}", show(old), show(new))
             }
         }
@@ -82,7 +94,12 @@ impl fmt::Display for Change {
 }
 
 /// The changes from `old` to `new` entries (and base), sorted by path.
-pub fn diff(old: &[Entry], old_base: Option<&PathBuf>, new: &[Entry], new_base: Option<&PathBuf>) -> Vec<Change> {
+pub fn diff(
+    old: &[Entry],
+    old_base: Option<&PathBuf>,
+    new: &[Entry],
+    new_base: Option<&PathBuf>,
+) -> Vec<Change> {
     let before: BTreeMap<&VPath, &Entry> = old.iter().map(|e| (&e.path, e)).collect();
     let after: BTreeMap<&VPath, &Entry> = new.iter().map(|e| (&e.path, e)).collect();
     let mut out = Vec::new();
@@ -150,7 +167,10 @@ mod tests {
             entry("c", "/z", Presentation::Transparent),
             entry("d", "/w", Presentation::Symlink),
         ];
-        let changes: Vec<String> = diff(&old, None, &new, None).iter().map(ToString::to_string).collect();
+        let changes: Vec<String> = diff(&old, None, &new, None)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         assert_eq!(
             changes,
             vec![

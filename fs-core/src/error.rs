@@ -56,7 +56,9 @@ impl fmt::Display for Error {
             Error::Exists => f.write_str("already exists"),
             Error::NotEmpty => f.write_str("directory not empty"),
             Error::ReadOnly => f.write_str("read-only"),
-            Error::DeclaredEntry => f.write_str("a declared redirection entry cannot be changed through the mount"),
+            Error::DeclaredEntry => {
+                f.write_str("a declared redirection entry cannot be changed through the mount")
+            }
             Error::CrossDevice => f.write_str("crosses devices or redirections"),
             Error::InvalidName => f.write_str("invalid name"),
             Error::InvalidArgument => f.write_str("invalid argument"),

@@ -9,8 +9,8 @@
 #![deny(unsafe_code)]
 
 pub mod decl;
-pub mod diff;
 pub mod diag;
+pub mod diff;
 pub mod error;
 pub mod explain;
 #[cfg(unix)]

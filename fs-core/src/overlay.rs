@@ -23,7 +23,7 @@ use parking_lot::RwLock;
 use crate::decl::{Entry, OnMissing};
 use crate::error::{Error, Result};
 use crate::sys::{self, SetTime, StatFs};
-use crate::table::{Resolved, SharedTable, Table};
+use crate::table::{EntryCounters, Resolved, SharedTable, Table};
 
 /// The root inode's number.
 pub const ROOT_INO: u64 = 1;
@@ -153,6 +153,15 @@ pub struct Handle {
     pub file: File,
     /// The overlay inode it was opened through.
     pub ino: u64,
+    /// The counters of the entry it was opened through, if any.
+    counters: Option<Arc<EntryCounters>>,
+}
+
+/// Where setattr applies a change: an open descriptor or a path.
+#[derive(Debug, Clone, Copy)]
+enum At<'a> {
+    Fd(&'a File),
+    Path(&'a Path),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -161,8 +170,9 @@ enum Key {
     Real { dev: u64, ino: u64 },
     /// A real directory, per tree (a target reached through two entries is two directories).
     RealDir { dev: u64, ino: u64, tree: Tree },
-    /// A declared link or synthetic directory, by virtual path.
-    Virtual(Vec<OsString>),
+    /// A declared link or synthetic directory, by virtual path and whether it is a link (a reload
+    /// may turn one into the other: the kernel must see a new inode, never a changed type).
+    Virtual(Vec<OsString>, bool),
 }
 
 /// Which real tree a node is in.
@@ -191,7 +201,11 @@ struct Inodes {
 #[derive(Debug, Clone)]
 enum Node {
     /// Shown as a symlink with this text.
-    Link { text: PathBuf, entry: Entry },
+    Link {
+        text: PathBuf,
+        entry: Entry,
+        counters: Option<Arc<EntryCounters>>,
+    },
     /// A directory made from the declaration only.
     Synthetic { declared: Vec<OsString> },
     /// A real object.
@@ -211,6 +225,18 @@ struct RealNode {
     declared: Vec<OsString>,
     /// The node is the root of its tree (base root or transparent entry): follow a symlink there.
     tree_root: bool,
+    /// The counters of the transparent entry it lies in, if any.
+    counters: Option<Arc<EntryCounters>>,
+}
+
+impl Node {
+    fn counters(&self) -> Option<&Arc<EntryCounters>> {
+        match self {
+            Node::Link { counters, .. } => counters.as_ref(),
+            Node::Real(r) => r.counters.as_ref(),
+            Node::Synthetic { .. } => None,
+        }
+    }
 }
 
 /// The overlay: a table and the inodes and handles the kernel holds.
@@ -257,12 +283,14 @@ impl Overlay {
         inodes.map.insert(
             ROOT_INO,
             Inode {
-                key: Key::Virtual(Vec::new()),
+                key: Key::Virtual(Vec::new(), false),
                 names: Vec::new(),
                 lookups: 1,
             },
         );
-        inodes.by_key.insert(Key::Virtual(Vec::new()), ROOT_INO);
+        inodes
+            .by_key
+            .insert(Key::Virtual(Vec::new(), false), ROOT_INO);
         let uid = sys::geteuid();
         Overlay {
             table: SharedTable::new(table),
@@ -317,17 +345,22 @@ impl Overlay {
         let resolved = table.resolve(comps.iter().map(|c| c.as_bytes()));
         let node = match resolved {
             Resolved::Link(entry) => {
-                if entry.on_missing == OnMissing::Hide && std::fs::metadata(&entry.target).is_err() {
+                if entry.on_missing == OnMissing::Hide && std::fs::metadata(&entry.target).is_err()
+                {
                     return Err(Error::NotFound);
                 }
                 Node::Link {
                     text: entry.target.clone(),
                     entry: entry.clone(),
+                    counters: table.counters(entry).cloned(),
                 }
             }
             Resolved::BeneathLink { .. } | Resolved::Absent => return Err(Error::NotFound),
             Resolved::Synthetic(dir) => Node::Synthetic {
-                declared: dir.names().map(|n| OsStr::from_bytes(n).to_owned()).collect(),
+                declared: dir
+                    .names()
+                    .map(|n| OsStr::from_bytes(n).to_owned())
+                    .collect(),
             },
             Resolved::Real { real, via, dir } => {
                 let declared: Vec<OsString> = dir
@@ -342,6 +375,7 @@ impl Overlay {
                                 return Ok(Node::Link {
                                     text: e.target.clone(),
                                     entry: e.clone(),
+                                    counters: table.counters(e).cloned(),
                                 })
                             }
                         }
@@ -349,7 +383,10 @@ impl Overlay {
                 }
                 let (root, tree) = match via {
                     Some(e) => (e.target.clone(), Tree::Entry(e.path.to_string())),
-                    None => (table.base().map(Path::to_path_buf).unwrap_or_default(), Tree::Base),
+                    None => (
+                        table.base().map(Path::to_path_buf).unwrap_or_default(),
+                        Tree::Base,
+                    ),
                 };
                 let read_only = table.options().read_only || via.is_some_and(|e| e.read_only);
                 Node::Real(RealNode {
@@ -360,6 +397,7 @@ impl Overlay {
                     entry: if is_entry { via.cloned() } else { None },
                     declared,
                     tree_root: is_entry || comps.is_empty(),
+                    counters: via.and_then(|e| table.counters(e)).cloned(),
                 })
             }
         };
@@ -390,9 +428,9 @@ impl Overlay {
 
     fn stat_real(&self, r: &RealNode) -> Result<Metadata> {
         let m = if r.tree_root {
-            std::fs::metadata(&r.path)
+            sys::at_path(&r.path, |p| std::fs::metadata(p))
         } else {
-            std::fs::symlink_metadata(&r.path)
+            sys::at_path(&r.path, |p| std::fs::symlink_metadata(p))
         };
         m.map_err(Error::Os)
     }
@@ -447,7 +485,9 @@ impl Overlay {
 
     fn attr_of(&self, ino: u64, node: &Node) -> Result<Attr> {
         match node {
-            Node::Link { text, .. } => Ok(self.virtual_attr(ino, Kind::Symlink, text.as_os_str().len() as u64)),
+            Node::Link { text, .. } => {
+                Ok(self.virtual_attr(ino, Kind::Symlink, text.as_os_str().len() as u64))
+            }
             Node::Synthetic { declared } => {
                 let mut a = self.virtual_attr(ino, Kind::Dir, 0);
                 a.nlink = 2 + declared.len() as u32;
@@ -494,10 +534,25 @@ impl Overlay {
         let table = self.table.snapshot();
         let node = self.node(&table, &comps)?;
         drop(table);
-        self.intern_node(parent, name, &comps, &node, count)
+        let counters = node.counters().cloned();
+        let result = self.intern_node(parent, name, &comps, &node, count);
+        if let Some(c) = counters {
+            c.hit();
+            if matches!(&result, Err(e) if !matches!(e, Error::NotFound)) {
+                c.error();
+            }
+        }
+        result
     }
 
-    fn intern_node(&self, parent: u64, name: &OsStr, comps: &[OsString], node: &Node, count: bool) -> Result<Attr> {
+    fn intern_node(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        comps: &[OsString],
+        node: &Node,
+        count: bool,
+    ) -> Result<Attr> {
         match node {
             Node::Real(r) => {
                 let meta = self.stat_real(r)?;
@@ -505,7 +560,8 @@ impl Overlay {
                 Ok(real_attr(ino, &meta))
             }
             Node::Link { .. } | Node::Synthetic { .. } => {
-                let ino = self.intern(Key::Virtual(comps.to_vec()), parent, name, count);
+                let is_link = matches!(node, Node::Link { .. });
+                let ino = self.intern(Key::Virtual(comps.to_vec(), is_link), parent, name, count);
                 self.attr_of(ino, node)
             }
         }
@@ -555,8 +611,20 @@ impl Overlay {
             let node = self.node(&table, &[])?;
             return self.attr_of(ino, &node);
         }
-        let (_, node) = self.node_of(ino)?;
-        self.attr_of(ino, &node)
+        match self.node_of(ino) {
+            Ok((_, node)) => self.attr_of(ino, &node),
+            // Unlinked while open (fstat after unlink): the open file's attributes.
+            Err(Error::NotFound) => match self.open_handle_of(ino) {
+                Some(h) => Ok(real_attr(ino, &h.file.metadata()?)),
+                None => Err(Error::NotFound),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Any open handle of `ino`: what is left of a file unlinked while open.
+    fn open_handle_of(&self, ino: u64) -> Option<Arc<Handle>> {
+        self.handles.read().values().find(|h| h.ino == ino).cloned()
     }
 
     /// chmod, chown, truncate and utimens.
@@ -564,44 +632,57 @@ impl Overlay {
     /// # Errors
     /// ReadOnly on read-only nodes; the OS error otherwise.
     pub fn setattr(&self, ino: u64, fh: Option<u64>, set: &SetAttr) -> Result<Attr> {
-        let (_, node) = self.node_of(ino)?;
-        let r = match node {
-            Node::Real(r) => r,
-            Node::Link { .. } | Node::Synthetic { .. } => return Err(Error::ReadOnly),
+        let mut h = fh.and_then(|fh| self.handle(fh).ok());
+        let r = match self.node_of(ino) {
+            Ok((_, Node::Real(r))) => Some(r),
+            Ok((_, Node::Link { .. } | Node::Synthetic { .. })) => return Err(Error::ReadOnly),
+            // Unlinked while open (fchmod, futimens after unlink): change it through a descriptor.
+            Err(Error::NotFound) => {
+                h = h.or_else(|| self.open_handle_of(ino));
+                None
+            }
+            Err(e) => return Err(e),
         };
-        if r.read_only {
+        if r.as_ref().is_some_and(|r| r.read_only) {
             return Err(Error::ReadOnly);
         }
-        let h = fh.and_then(|fh| self.handle(fh).ok());
+        let at = match (&h, &r) {
+            (Some(h), _) => At::Fd(&h.file),
+            (None, Some(r)) => At::Path(&r.path),
+            (None, None) => return Err(Error::NotFound),
+        };
         if let Some(mode) = set.mode {
-            match &h {
-                Some(h) => sys::fchmod(&h.file, mode & 0o7777)?,
-                None => sys::chmod(&r.path, mode & 0o7777)?,
+            match at {
+                At::Fd(f) => sys::fchmod(f, mode & 0o7777)?,
+                At::Path(p) => sys::chmod(p, mode & 0o7777)?,
             }
         }
         if set.uid.is_some() || set.gid.is_some() {
-            match &h {
-                Some(h) => sys::fchown(&h.file, set.uid, set.gid)?,
-                None => sys::lchown(&r.path, set.uid, set.gid)?,
+            match at {
+                At::Fd(f) => sys::fchown(f, set.uid, set.gid)?,
+                At::Path(p) => sys::lchown(p, set.uid, set.gid)?,
             }
         }
         if let Some(size) = set.size {
-            match &h {
-                Some(h) => h.file.set_len(size)?,
-                None => sys::truncate(&r.path, size)?,
+            match at {
+                At::Fd(f) => f.set_len(size)?,
+                At::Path(p) => sys::truncate(p, size)?,
             }
         }
         if set.atime.is_some() || set.mtime.is_some() {
             let a = set.atime.unwrap_or(SetTime::Omit);
             let m = set.mtime.unwrap_or(SetTime::Omit);
-            match &h {
-                Some(h) => sys::futimens(&h.file, a, m)?,
-                None => sys::utimens(&r.path, a, m)?,
+            match at {
+                At::Fd(f) => sys::futimens(f, a, m)?,
+                At::Path(p) => sys::utimens(p, a, m)?,
             }
         }
-        match h {
-            Some(h) => Ok(real_attr(ino, &h.file.metadata()?)),
-            None => self.attr_of(ino, &Node::Real(r)),
+        if let At::Fd(f) = at {
+            return Ok(real_attr(ino, &f.metadata()?));
+        }
+        match r {
+            Some(r) => self.attr_of(ino, &Node::Real(r)),
+            None => Err(Error::NotFound),
         }
     }
 
@@ -622,7 +703,7 @@ impl Overlay {
                 if r.entry.is_some() {
                     return Err(Error::InvalidArgument);
                 }
-                let text = std::fs::read_link(&r.path)?;
+                let text = sys::at_path(&r.path, |p| std::fs::read_link(p))?;
                 Ok(rewrite_link(&r, &text).into_os_string().into_vec())
             }
         }
@@ -643,7 +724,7 @@ impl Overlay {
         if !self.privileged || caller.uid == 0 {
             return Ok(());
         }
-        let setgid_dir = std::fs::metadata(&dir.path)
+        let setgid_dir = sys::at_path(&dir.path, |p| std::fs::metadata(p))
             .map(|m| m.mode() & libc::S_ISGID != 0)
             .unwrap_or(false);
         let gid = if setgid_dir { None } else { Some(caller.gid) };
@@ -664,7 +745,14 @@ impl Overlay {
     ///
     /// # Errors
     /// The OS error.
-    pub fn mknod(&self, parent: u64, name: &OsStr, mode: u32, rdev: u64, caller: Caller) -> Result<Attr> {
+    pub fn mknod(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        rdev: u64,
+        caller: Caller,
+    ) -> Result<Attr> {
         let (comps, dir, path) = self.new_name(parent, name)?;
         sys::mknod(&path, mode, rdev)?;
         self.own(&path, &dir, caller)?;
@@ -694,7 +782,13 @@ impl Overlay {
     }
 
     /// Whether `name` in `dir` is declared; logs the refusal to change it.
-    fn refuse_declared(&self, dir: &[OsString], name: &OsStr, declared: &[OsString], what: &str) -> Result<()> {
+    fn refuse_declared(
+        &self,
+        dir: &[OsString],
+        name: &OsStr,
+        declared: &[OsString],
+        what: &str,
+    ) -> Result<()> {
         if declared.iter().any(|d| d == name) {
             let table = self.table.snapshot();
             let mut c = dir.to_vec();
@@ -722,7 +816,12 @@ impl Overlay {
         Ok(())
     }
 
-    fn parent_for_removal(&self, parent: u64, name: &OsStr, what: &str) -> Result<(Vec<OsString>, RealNode)> {
+    fn parent_for_removal(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        what: &str,
+    ) -> Result<(Vec<OsString>, RealNode)> {
         check_name(name)?;
         let (comps, node) = self.node_of(parent)?;
         let declared = match &node {
@@ -743,7 +842,12 @@ impl Overlay {
     fn drop_alias(&self, parent: u64, name: &OsStr) {
         let mut inodes = self.inodes.write();
         for inode in inodes.map.values_mut() {
-            if inode.names.len() > 1 || inode.names.first().is_some_and(|(p, n)| *p == parent && n == name) {
+            if inode.names.len() > 1
+                || inode
+                    .names
+                    .first()
+                    .is_some_and(|(p, n)| *p == parent && n == name)
+            {
                 inode.names.retain(|(p, n)| !(*p == parent && n == name));
             }
         }
@@ -790,7 +894,14 @@ impl Overlay {
     ///
     /// # Errors
     /// DeclaredEntry when an entry itself would move or vanish; CrossDevice between trees.
-    pub fn rename(&self, parent: u64, name: &OsStr, newparent: u64, newname: &OsStr, flags: u32) -> Result<()> {
+    pub fn rename(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        newparent: u64,
+        newname: &OsStr,
+        flags: u32,
+    ) -> Result<()> {
         let (_, from) = self.parent_for_removal(parent, name, "rename")?;
         check_name(newname)?;
         let moved = |r: Result<()>| {
@@ -834,14 +945,26 @@ impl Overlay {
         Ok(())
     }
 
-    fn rename_onto_entry(&self, from: &RealNode, name: &OsStr, newdir: &[OsString], newname: &OsStr, flags: u32) -> Result<()> {
+    fn rename_onto_entry(
+        &self,
+        from: &RealNode,
+        name: &OsStr,
+        newdir: &[OsString],
+        newname: &OsStr,
+        flags: u32,
+    ) -> Result<()> {
         let mut c = newdir.to_vec();
         c.push(newname.to_owned());
         let table = self.table.snapshot();
         let node = self.node(&table, &c);
         drop(table);
         let entry = match node {
-            Ok(Node::Real(RealNode { entry: Some(e), read_only, path, .. })) if flags == 0 => {
+            Ok(Node::Real(RealNode {
+                entry: Some(e),
+                read_only,
+                path,
+                ..
+            })) if flags == 0 => {
                 let meta = std::fs::metadata(&path)?;
                 if meta.is_dir() {
                     return self.refuse_declared(newdir, newname, &[newname.to_owned()], "replace");
@@ -854,7 +977,7 @@ impl Overlay {
             _ => return self.refuse_declared(newdir, newname, &[newname.to_owned()], "replace"),
         };
         let src = from.path.join(name);
-        let src_meta = std::fs::symlink_metadata(&src)?;
+        let src_meta = sys::at_path(&src, |p| std::fs::symlink_metadata(p))?;
         if src_meta.is_dir() {
             return Err(Error::IsADirectory);
         }
@@ -865,11 +988,15 @@ impl Overlay {
                 let dir = entry.target.parent().ok_or(Error::CrossDevice)?;
                 let tmp = dir.join(format!(
                     ".{}.redirfs-save-{}",
-                    entry.target.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+                    entry
+                        .target
+                        .file_name()
+                        .map(|n| n.to_string_lossy())
+                        .unwrap_or_default(),
                     std::process::id()
                 ));
                 let result = (|| -> std::io::Result<()> {
-                    std::fs::copy(&src, &tmp)?;
+                    sys::at_path(&src, |p| std::fs::copy(p, &tmp))?;
                     let f = File::open(&tmp)?;
                     f.sync_all()?;
                     sys::rename(&tmp, &entry.target, 0)?;
@@ -893,7 +1020,9 @@ impl Overlay {
         let src = match node {
             Node::Real(r) if r.entry.is_none() => r,
             Node::Real(_) | Node::Link { .. } => return Err(Error::DeclaredEntry),
-            Node::Synthetic { .. } => return Err(Error::Os(std::io::Error::from_raw_os_error(libc::EPERM))),
+            Node::Synthetic { .. } => {
+                return Err(Error::Os(std::io::Error::from_raw_os_error(libc::EPERM)))
+            }
         };
         let (comps, dir, path) = self.new_name(newparent, newname)?;
         if src.read_only {
@@ -906,14 +1035,29 @@ impl Overlay {
         self.created(newparent, newname, &comps)
     }
 
-    fn register(&self, file: File, ino: u64) -> (u64, Arc<Handle>) {
+    fn register(
+        &self,
+        file: File,
+        ino: u64,
+        counters: Option<Arc<EntryCounters>>,
+    ) -> (u64, Arc<Handle>) {
+        if let Some(c) = &counters {
+            c.hit();
+        }
         let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
-        let h = Arc::new(Handle { file, ino });
+        let h = Arc::new(Handle {
+            file,
+            ino,
+            counters,
+        });
         self.handles.write().insert(fh, h.clone());
         (fh, h)
     }
 
-    /// open: the real file, opened with the caller's flags.
+    /// open: the real file, opened with the caller's flags except O_DIRECT: requests reach the
+    /// daemon in buffers with no alignment, which O_DIRECT would refuse (EINVAL). The kernel
+    /// still gives the caller direct I/O, and with passthrough opens the backing file itself with
+    /// the caller's flags.
     ///
     /// # Errors
     /// ReadOnly for writes to read-only nodes; the OS error otherwise.
@@ -922,22 +1066,40 @@ impl Overlay {
         let r = match node {
             Node::Real(r) => r,
             Node::Synthetic { .. } => return Err(Error::IsADirectory),
-            Node::Link { .. } => return Err(Error::Os(std::io::Error::from_raw_os_error(libc::ELOOP))),
+            Node::Link { .. } => {
+                return Err(Error::Os(std::io::Error::from_raw_os_error(libc::ELOOP)))
+            }
         };
         let writes = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
         if writes && r.read_only {
             return Err(Error::ReadOnly);
         }
-        let flags = flags & !(libc::O_NOFOLLOW | libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY);
-        let file = sys::open(&r.path, flags, 0)?;
-        Ok(self.register(file, ino))
+        let flags = flags
+            & !(libc::O_NOFOLLOW | libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_DIRECT);
+        let file = match sys::open(&r.path, flags, 0) {
+            Ok(f) => f,
+            Err(e) => {
+                if let Some(c) = &r.counters {
+                    c.error();
+                }
+                return Err(Error::Os(e));
+            }
+        };
+        Ok(self.register(file, ino, r.counters.clone()))
     }
 
     /// create: a new file, opened.
     ///
     /// # Errors
     /// The OS error (EEXIST with O_EXCL).
-    pub fn create(&self, parent: u64, name: &OsStr, mode: u32, flags: i32, caller: Caller) -> Result<(Attr, u64, Arc<Handle>)> {
+    pub fn create(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        flags: i32,
+        caller: Caller,
+    ) -> Result<(Attr, u64, Arc<Handle>)> {
         check_name(name)?;
         let (comps, dir) = self.writable_dir(parent)?;
         if dir.declared.iter().any(|d| d == name) {
@@ -950,7 +1112,11 @@ impl Overlay {
             return Ok((attr, fh, h));
         }
         let path = dir.path.join(name);
-        let file = sys::open(&path, (flags | libc::O_CREAT) & !libc::O_NOCTTY, mode)?;
+        let file = sys::open(
+            &path,
+            (flags | libc::O_CREAT) & !(libc::O_NOCTTY | libc::O_DIRECT),
+            mode,
+        )?;
         if let Err(e) = self.own(&path, &dir, caller) {
             log::warn!("cannot give {} to uid {}: {e}", path.display(), caller.uid);
         }
@@ -963,10 +1129,12 @@ impl Overlay {
             entry: None,
             declared: Vec::new(),
             tree_root: false,
+            counters: dir.counters.clone(),
         };
         let ino = self.intern(self.key_for(&meta, &r), parent, name, true);
         let _ = comps;
-        let (fh, h) = self.register(file, ino);
+        let counters = r.counters.clone();
+        let (fh, h) = self.register(file, ino, counters);
         Ok((real_attr(ino, &meta), fh, h))
     }
 
@@ -983,10 +1151,18 @@ impl Overlay {
                 Ok(0) => break,
                 Ok(n) => done += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Error::Os(e)),
+                Err(e) => {
+                    if let Some(c) = &h.counters {
+                        c.error();
+                    }
+                    return Err(Error::Os(e));
+                }
             }
         }
         buf.truncate(done);
+        if let Some(c) = &h.counters {
+            c.read(done as u64);
+        }
         Ok(buf)
     }
 
@@ -996,7 +1172,14 @@ impl Overlay {
     /// The OS error.
     pub fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<usize> {
         let h = self.handle(fh)?;
-        Ok(h.file.write_at(data, offset)?)
+        let r = h.file.write_at(data, offset);
+        if let Some(c) = &h.counters {
+            match &r {
+                Ok(n) => c.written(*n as u64),
+                Err(_) => c.error(),
+            }
+        }
+        Ok(r?)
     }
 
     /// flush: called at each close of a descriptor. Nothing is buffered here.
@@ -1043,10 +1226,20 @@ impl Overlay {
     ///
     /// # Errors
     /// The OS error.
-    pub fn copy_file_range(&self, fh_in: u64, off_in: u64, fh_out: u64, off_out: u64, len: u64, flags: u32) -> Result<usize> {
+    pub fn copy_file_range(
+        &self,
+        fh_in: u64,
+        off_in: u64,
+        fh_out: u64,
+        off_out: u64,
+        len: u64,
+        flags: u32,
+    ) -> Result<usize> {
         let a = self.handle(fh_in)?;
         let b = self.handle(fh_out)?;
-        Ok(sys::copy_file_range(&a.file, off_in, &b.file, off_out, len, flags)?)
+        Ok(sys::copy_file_range(
+            &a.file, off_in, &b.file, off_out, len, flags,
+        )?)
     }
 
     /// opendir: reads the whole listing now, so offsets stay stable while it is read.
@@ -1064,7 +1257,7 @@ impl Overlay {
         let declared = match &node {
             Node::Synthetic { declared } => declared.clone(),
             Node::Real(r) => {
-                let rd = std::fs::read_dir(&r.path).map_err(|e| {
+                let rd = sys::at_path(&r.path, |p| std::fs::read_dir(p)).map_err(|e| {
                     if e.raw_os_error() == Some(libc::ENOTDIR) {
                         Error::NotADirectory
                     } else {
@@ -1074,7 +1267,7 @@ impl Overlay {
                 for item in rd {
                     let item = item?;
                     let name = item.file_name();
-                    if r.declared.iter().any(|d| *d == name) {
+                    if r.declared.contains(&name) {
                         continue;
                     }
                     let kind = item.file_type().map(|t| {
@@ -1191,7 +1384,10 @@ impl Overlay {
             Ok((_, Node::Real(r))) => r.path,
             _ => {
                 let table = self.table.snapshot();
-                table.base().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"))
+                table
+                    .base()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| PathBuf::from("/"))
             }
         };
         Ok(sys::statvfs(&path)?)
@@ -1207,7 +1403,9 @@ impl Overlay {
             let v = match node {
                 Node::Link { text, .. } => text.into_os_string().into_vec(),
                 Node::Real(r) => r.path.into_os_string().into_vec(),
-                Node::Synthetic { .. } => return Err(Error::Os(std::io::Error::from_raw_os_error(libc::ENODATA))),
+                Node::Synthetic { .. } => {
+                    return Err(Error::Os(std::io::Error::from_raw_os_error(libc::ENODATA)))
+                }
             };
             return xattr_reply(v, size);
         }
@@ -1217,25 +1415,26 @@ impl Overlay {
         }
     }
 
-    /// listxattr, with `user.redirfs.target` added.
+    /// listxattr: the real object's attributes only. `user.redirfs.target` answers when asked by
+    /// name but is not listed: programs that copy every listed attribute (`cp -a`, `rsync -X`,
+    /// `tar --xattrs`) would otherwise stamp a stale location on their copies, and fail to set it
+    /// when copying into the mount.
     ///
     /// # Errors
     /// The OS error.
     pub fn listxattr(&self, ino: u64, size: u32) -> Result<Vec<u8>> {
         let (_, node) = self.node_of_or_root(ino)?;
-        let mut list = match &node {
+        let list = match &node {
             Node::Real(r) => {
                 let n = sys::listxattr(&r.path, 0)?.len();
-                let mut v = sys::listxattr(&r.path, n)?;
-                v.truncate(n);
-                v
+                if n == 0 {
+                    Vec::new()
+                } else {
+                    sys::listxattr(&r.path, n)?
+                }
             }
             _ => Vec::new(),
         };
-        if !matches!(node, Node::Synthetic { .. }) {
-            list.extend_from_slice(TARGET_XATTR.as_bytes());
-            list.push(0);
-        }
         xattr_reply(list, size)
     }
 

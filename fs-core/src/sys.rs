@@ -8,12 +8,110 @@
 use std::ffi::{CString, OsStr};
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-fn cstr(path: &Path) -> io::Result<CString> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+/// A path the kernel accepts for `path`: `path` itself when it is shorter than PATH_MAX, else
+/// `/proc/self/fd/N/NAME`, where N is `path`'s parent directory opened by walking `path` in pieces
+/// shorter than PATH_MAX. A target's real path can be longer than the path a program used in the
+/// mount (up to PATH_MAX - 1 bytes), so the overlay must not hand the kernel the full real path.
+struct KernelPath {
+    c: CString,
+    /// Keeps N open while `c` is used.
+    _dir: Option<OwnedFd>,
+}
+
+impl KernelPath {
+    fn as_ptr(&self) -> *const libc::c_char {
+        self.c.as_ptr()
+    }
+
+    fn as_path(&self) -> &Path {
+        Path::new(OsStr::from_bytes(self.c.as_bytes()))
+    }
+}
+
+fn nul_free(bytes: &[u8]) -> io::Result<CString> {
+    CString::new(bytes).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+fn cstr(path: &Path) -> io::Result<KernelPath> {
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.len() < libc::PATH_MAX as usize {
+        return Ok(KernelPath {
+            c: nul_free(bytes)?,
+            _dir: None,
+        });
+    }
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    };
+    let dir = open_dir_walking(parent)?;
+    let mut short = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
+    short.extend_from_slice(name.as_bytes());
+    Ok(KernelPath {
+        c: nul_free(&short)?,
+        _dir: Some(dir),
+    })
+}
+
+/// Opens the directory `dir` (O_PATH) by openat(2) steps of fewer than PATH_MAX bytes each.
+fn open_dir_walking(dir: &Path) -> io::Result<OwnedFd> {
+    let limit = libc::PATH_MAX as usize - 1;
+    let mut cur: Option<OwnedFd> = None;
+    let mut piece: Vec<u8> = if dir.is_absolute() {
+        b"/".to_vec()
+    } else {
+        Vec::new()
+    };
+    let mut comps = dir
+        .components()
+        .filter_map(|c| match c {
+            std::path::Component::RootDir | std::path::Component::CurDir => None,
+            c => Some(c.as_os_str().as_bytes().to_vec()),
+        })
+        .peekable();
+    while let Some(c) = comps.next() {
+        if c.len() >= limit {
+            return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+        }
+        if !piece.is_empty() && !piece.ends_with(b"/") {
+            piece.push(b'/');
+        }
+        piece.extend_from_slice(&c);
+        let next_fits = comps
+            .peek()
+            .is_some_and(|n| piece.len() + 1 + n.len() < limit);
+        if !next_fits {
+            let p = nul_free(&piece)?;
+            let at = cur.as_ref().map_or(libc::AT_FDCWD, |f| f.as_raw_fd());
+            // SAFETY: p is a valid C string; `at` is AT_FDCWD or a descriptor we own.
+            let fd = unsafe {
+                libc::openat(
+                    at,
+                    p.as_ptr(),
+                    libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                )
+            };
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: fd is a freshly opened descriptor that nothing else owns.
+            cur = Some(unsafe { OwnedFd::from_raw_fd(fd) });
+            piece.clear();
+        }
+    }
+    cur.ok_or_else(|| io::Error::from_raw_os_error(libc::ENAMETOOLONG))
+}
+
+/// Runs `f` (a std::fs function) on a path the kernel accepts for `path` (a `/proc/self/fd` form when it is too long).
+///
+/// # Errors
+/// The OS error of opening the parent of a long path, or `f`'s.
+pub fn at_path<T>(path: &Path, f: impl FnOnce(&Path) -> io::Result<T>) -> io::Result<T> {
+    let k = cstr(path)?;
+    f(k.as_path())
 }
 
 fn cvt(ret: libc::c_int) -> io::Result<()> {
@@ -90,7 +188,8 @@ pub fn mknod(path: &Path, mode: u32, rdev: u64) -> io::Result<()> {
 /// # Errors
 /// The OS error.
 pub fn symlink(text: &OsStr, link: &Path) -> io::Result<()> {
-    let t = CString::new(text.as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let t =
+        CString::new(text.as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     let l = cstr(link)?;
     // SAFETY: both are valid C strings.
     cvt(unsafe { libc::symlink(t.as_ptr(), l.as_ptr()) })
@@ -136,7 +235,13 @@ pub fn rename(old: &Path, new: &Path, flags: u32) -> io::Result<()> {
     let n = cstr(new)?;
     // SAFETY: both are valid C strings; renameat2 reads them only.
     cvt(unsafe {
-        libc::renameat2(libc::AT_FDCWD, o.as_ptr(), libc::AT_FDCWD, n.as_ptr(), flags)
+        libc::renameat2(
+            libc::AT_FDCWD,
+            o.as_ptr(),
+            libc::AT_FDCWD,
+            n.as_ptr(),
+            flags,
+        )
     })
 }
 
@@ -477,4 +582,14 @@ pub fn peer_uid(sock: &impl AsRawFd) -> io::Result<u32> {
         )
     })?;
     Ok(cred.uid)
+}
+
+/// kill(2): sends `signal` to process `pid`.
+///
+/// # Errors
+/// The OS error (ESRCH when there is no such process).
+pub fn send_signal(pid: u32, signal: i32) -> io::Result<()> {
+    let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: kill touches no memory of ours.
+    cvt(unsafe { libc::kill(pid, signal) })
 }

@@ -22,10 +22,13 @@ type NodeId = u32;
 
 const ROOT: NodeId = 0;
 
+/// A node's children by folded name: (name as declared, node).
+type Children = HashMap<Box<[u8]>, (Box<[u8]>, NodeId)>;
+
 #[derive(Debug, Default)]
 struct TNode {
     /// Children by folded name: (name as declared, node).
-    children: HashMap<Box<[u8]>, (Box<[u8]>, NodeId)>,
+    children: Children,
     rule: Option<RuleId>,
 }
 
@@ -255,8 +258,12 @@ impl Table {
 
     /// Keeps counting where `old` left off for the entries both tables declare at one path.
     pub fn adopt_counters(&mut self, old: &Table) {
-        let by_path: HashMap<&crate::vpath::VPath, &Arc<EntryCounters>> =
-            old.rules.iter().map(|e| &e.path).zip(old.counters.iter()).collect();
+        let by_path: HashMap<&crate::vpath::VPath, &Arc<EntryCounters>> = old
+            .rules
+            .iter()
+            .map(|e| &e.path)
+            .zip(old.counters.iter())
+            .collect();
         for (rule, counter) in self.rules.iter().zip(self.counters.iter_mut()) {
             if let Some(c) = by_path.get(&rule.path) {
                 *counter = Arc::clone(c);

@@ -12,11 +12,11 @@ use fs_core::overlay::{Attr, Caller, Class, Handle, Kind, Overlay, SetAttr};
 use fs_core::sys::SetTime;
 use fs_core::Error;
 use fuser::{
-    AccessFlags, BackingId, BsdFileFlags, CopyFileRangeFlags, FileAttr, FileHandle,
-    FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner,
-    OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
-    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite,
-    ReplyXattr, Request, TimeOrNow, WriteFlags,
+    AccessFlags, BackingId, BsdFileFlags, CopyFileRangeFlags, FileAttr, FileHandle, FileType,
+    Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags,
+    RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty,
+    ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow,
+    WriteFlags,
 };
 use parking_lot::Mutex;
 
@@ -48,11 +48,12 @@ impl Default for Tuning {
 }
 
 /// One backing file per inode while any handle of it is open: the kernel requires all
-/// passthrough opens of an inode to share it.
+/// passthrough opens of an inode to share it, and refuses (EIO) an open without passthrough
+/// while the inode has one. The kernel opens its own backing file per open file, with that
+/// open's flags, from the backing's path, so one backing serves every access mode.
 #[derive(Debug)]
 struct Backing {
     id: BackingId,
-    writable: bool,
     users: usize,
 }
 
@@ -61,7 +62,7 @@ struct Backing {
 pub struct FuseOverlay {
     overlay: Arc<Overlay>,
     tuning: Tuning,
-    passthrough: AtomicBool,
+    passthrough: Arc<AtomicBool>,
     backings: Mutex<HashMap<u64, Backing>>,
     /// fh -> inode, for handles that hold a passthrough backing.
     backed: Mutex<HashMap<u64, u64>>,
@@ -105,13 +106,10 @@ fn set_time(t: Option<TimeOrNow>) -> Option<SetTime> {
         TimeOrNow::SpecificTime(st) => match st.duration_since(UNIX_EPOCH) {
             Ok(d) => SetTime::At(d.as_secs() as i64, i64::from(d.subsec_nanos())),
             Err(e) => {
+                // fuser 0.18 turns the kernel's (tv_sec < 0, tv_nsec) into EPOCH - (-tv_sec, tv_nsec)
+                // instead of EPOCH + tv_sec + tv_nsec: read the kernel's pair back out of it.
                 let d = e.duration();
-                let (s, ns) = (d.as_secs() as i64, i64::from(d.subsec_nanos()));
-                if ns == 0 {
-                    SetTime::At(-s, 0)
-                } else {
-                    SetTime::At(-s - 1, 1_000_000_000 - ns)
-                }
+                SetTime::At(-(d.as_secs() as i64), i64::from(d.subsec_nanos()))
             }
         },
     })
@@ -138,7 +136,7 @@ impl FuseOverlay {
         FuseOverlay {
             overlay,
             tuning,
-            passthrough: AtomicBool::new(false),
+            passthrough: Arc::new(AtomicBool::new(false)),
             backings: Mutex::new(HashMap::new()),
             backed: Mutex::new(HashMap::new()),
         }
@@ -147,6 +145,11 @@ impl FuseOverlay {
     /// The overlay.
     pub fn overlay(&self) -> &Arc<Overlay> {
         &self.overlay
+    }
+
+    /// A shared view of whether passthrough I/O is on (it can go off when the kernel refuses it).
+    pub fn passthrough_flag(&self) -> Arc<AtomicBool> {
+        self.passthrough.clone()
     }
 
     /// Whether the kernel accepted passthrough I/O.
@@ -181,30 +184,24 @@ impl FuseOverlay {
         &self,
         fh: u64,
         h: &Handle,
-        writes: bool,
         open_backing: impl FnOnce(&std::fs::File) -> std::io::Result<BackingId>,
         reply_with: impl FnOnce(Option<&BackingId>),
     ) {
-        if !self.passthrough_active() {
-            return reply_with(None);
-        }
         let mut backings = self.backings.lock();
+        // An inode with a backing stays in passthrough until its last handle is released, whatever
+        // the new open's access mode and even if passthrough was switched off meanwhile.
         if let Some(b) = backings.get_mut(&h.ino) {
-            if writes && !b.writable {
-                drop(backings);
-                return reply_with(None);
-            }
             b.users += 1;
             self.backed.lock().insert(fh, h.ino);
             return reply_with(Some(&b.id));
         }
+        if !self.passthrough_active() {
+            drop(backings);
+            return reply_with(None);
+        }
         match open_backing(&h.file) {
             Ok(id) => {
-                let b = backings.entry(h.ino).or_insert(Backing {
-                    id,
-                    writable: writes,
-                    users: 0,
-                });
+                let b = backings.entry(h.ino).or_insert(Backing { id, users: 0 });
                 b.users += 1;
                 self.backed.lock().insert(fh, h.ino);
                 reply_with(Some(&b.id));
@@ -253,13 +250,11 @@ impl Filesystem for FuseOverlay {
         if self.tuning.passthrough
             && config.capabilities().contains(InitFlags::FUSE_PASSTHROUGH)
             && fs_core::sys::geteuid() == 0
+            && config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
+            && config.set_max_stack_depth(1).is_ok()
         {
-            if config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
-                && config.set_max_stack_depth(1).is_ok()
-            {
-                self.passthrough.store(true, Ordering::Relaxed);
-                log::info!("kernel passthrough I/O on");
-            }
+            self.passthrough.store(true, Ordering::Relaxed);
+            log::info!("kernel passthrough I/O on");
         }
         let _ = config.set_max_write(1 << 20);
         Ok(())
@@ -298,9 +293,11 @@ impl Filesystem for FuseOverlay {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
-        guarded("getattr", || match self.overlay.getattr(ino.0, fh.map(|f| f.0)) {
-            Ok(a) => reply.attr(&self.ttl(&a), &file_attr(&a)),
-            Err(e) => reply.error(errno_of(&e)),
+        guarded("getattr", || {
+            match self.overlay.getattr(ino.0, fh.map(|f| f.0)) {
+                Ok(a) => reply.attr(&self.ttl(&a), &file_attr(&a)),
+                Err(e) => reply.error(errno_of(&e)),
+            }
         });
     }
 
@@ -449,7 +446,7 @@ impl Filesystem for FuseOverlay {
                 let open_backing = |f: &std::fs::File| reply.open_backing(f);
                 let mut answer: Option<Option<u32>> = None;
                 // Decide first, reply after: the reply is consumed by either branch.
-                self.backing_for(fh, &h, writes(flags.0), open_backing, |b| {
+                self.backing_for(fh, &h, open_backing, |b| {
                     answer = Some(b.map(|_| 0));
                 });
                 let backed = matches!(answer, Some(Some(_)));
@@ -530,8 +527,17 @@ impl Filesystem for FuseOverlay {
         });
     }
 
-    fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
-        guarded("fsync", || Self::empty(reply, self.overlay.fsync(fh.0, datasync)));
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        guarded("fsync", || {
+            Self::empty(reply, self.overlay.fsync(fh.0, datasync))
+        });
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -594,7 +600,14 @@ impl Filesystem for FuseOverlay {
                         Err(e) => return reply.error(errno_of(&e)),
                     };
                     let name = if i == 0 { "." } else { ".." };
-                    if reply.add(ino, i + 1, name, &Duration::ZERO, &file_attr(&dir), Generation(0)) {
+                    if reply.add(
+                        ino,
+                        i + 1,
+                        name,
+                        &Duration::ZERO,
+                        &file_attr(&dir),
+                        Generation(0),
+                    ) {
                         break;
                     }
                     continue;
@@ -604,7 +617,14 @@ impl Filesystem for FuseOverlay {
                 let Ok(a) = self.overlay.lookup_listed(ino.0, &e.name) else {
                     continue;
                 };
-                if reply.add(INodeNo(a.ino), i + 1, &e.name, &self.ttl(&a), &file_attr(&a), Generation(0)) {
+                if reply.add(
+                    INodeNo(a.ino),
+                    i + 1,
+                    &e.name,
+                    &self.ttl(&a),
+                    &file_attr(&a),
+                    Generation(0),
+                ) {
                     // Not added: give the lookup back.
                     self.overlay.forget(a.ino, 1);
                     break;
@@ -614,20 +634,38 @@ impl Filesystem for FuseOverlay {
         });
     }
 
-    fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
         guarded("releasedir", || {
             self.overlay.releasedir(fh.0);
             reply.ok();
         });
     }
 
-    fn fsyncdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
-        guarded("fsyncdir", || Self::empty(reply, self.overlay.fsyncdir(ino.0, datasync)));
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        guarded("fsyncdir", || {
+            Self::empty(reply, self.overlay.fsyncdir(ino.0, datasync))
+        });
     }
 
     fn statfs(&self, _req: &Request, ino: INodeNo, reply: ReplyStatfs) {
         guarded("statfs", || match self.overlay.statfs(ino.0) {
-            Ok(s) => reply.statfs(s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize),
+            Ok(s) => reply.statfs(
+                s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize,
+            ),
             Err(e) => reply.error(errno_of(&e)),
         });
     }
@@ -648,10 +686,12 @@ impl Filesystem for FuseOverlay {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        guarded("getxattr", || match self.overlay.getxattr(ino.0, name, size) {
-            Ok(v) if size == 0 => reply.size(v.len() as u32),
-            Ok(v) => reply.data(&v),
-            Err(e) => reply.error(errno_of(&e)),
+        guarded("getxattr", || {
+            match self.overlay.getxattr(ino.0, name, size) {
+                Ok(v) if size == 0 => reply.size(v.len() as u32),
+                Ok(v) => reply.data(&v),
+                Err(e) => reply.error(errno_of(&e)),
+            }
         });
     }
 
@@ -686,13 +726,16 @@ impl Filesystem for FuseOverlay {
         reply: ReplyCreate,
     ) {
         guarded("create", || {
-            match self.overlay.create(parent.0, name, mode, flags, caller(req)) {
+            match self
+                .overlay
+                .create(parent.0, name, mode, flags, caller(req))
+            {
                 Ok((a, fh, h)) => {
                     let ttl = self.ttl(&a);
                     let attr = file_attr(&a);
                     let open_backing = |f: &std::fs::File| reply.open_backing(f);
                     let mut backed = false;
-                    self.backing_for(fh, &h, writes(flags), open_backing, |b| backed = b.is_some());
+                    self.backing_for(fh, &h, open_backing, |b| backed = b.is_some());
                     let backings = self.backings.lock();
                     match backings.get(&h.ino) {
                         Some(b) if backed => reply.created_passthrough(
@@ -703,7 +746,13 @@ impl Filesystem for FuseOverlay {
                             FopenFlags::empty(),
                             &b.id,
                         ),
-                        _ => reply.created(&ttl, &attr, Generation(0), FileHandle(fh), FopenFlags::empty()),
+                        _ => reply.created(
+                            &ttl,
+                            &attr,
+                            Generation(0),
+                            FileHandle(fh),
+                            FopenFlags::empty(),
+                        ),
                     }
                 }
                 Err(e) => reply.error(errno_of(&e)),
@@ -726,7 +775,15 @@ impl Filesystem for FuseOverlay {
         });
     }
 
-    fn lseek(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: i64, whence: i32, reply: ReplyLseek) {
+    fn lseek(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: i64,
+        whence: i32,
+        reply: ReplyLseek,
+    ) {
         guarded("lseek", || match self.overlay.lseek(fh.0, offset, whence) {
             Ok(o) => reply.offset(o),
             Err(e) => reply.error(errno_of(&e)),
@@ -747,10 +804,14 @@ impl Filesystem for FuseOverlay {
         reply: ReplyWrite,
     ) {
         guarded("copy_file_range", || {
-            match self
-                .overlay
-                .copy_file_range(fh_in.0, offset_in, fh_out.0, offset_out, len, flags.bits() as u32)
-            {
+            match self.overlay.copy_file_range(
+                fh_in.0,
+                offset_in,
+                fh_out.0,
+                offset_out,
+                len,
+                flags.bits() as u32,
+            ) {
                 Ok(n) => reply.written(n as u32),
                 Err(e) => reply.error(errno_of(&e)),
             }

@@ -94,6 +94,7 @@ pub struct Mounted {
     _base_dir: Option<File>,
     /// For an in-place overlay, the path through which the daemon reaches the base.
     base_beneath: Option<PathBuf>,
+    passthrough: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl fmt::Debug for Mounted {
@@ -123,6 +124,12 @@ impl Mounted {
     /// Something that invalidates kernel caches from another thread.
     pub fn notifier(&self) -> fuser::Notifier {
         self.session.notifier()
+    }
+
+    /// Whether file I/O goes through kernel passthrough now (set once the kernel has accepted it
+    /// at init, cleared if it later refuses a backing file).
+    pub fn passthrough(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.passthrough.clone()
     }
 
     /// Builds tables for this mount (for reloads).
@@ -171,17 +178,26 @@ pub fn mount(decl: &Declaration, tuning: Tuning) -> Result<Mounted, MountError> 
         Mountpoint::Dir(p) => p.clone(),
         Mountpoint::Drive(c) => return Err(MountError::DriveLetter(*c)),
     };
-    if let Err(e) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/fuse") {
+    if let Err(e) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+    {
         return Err(MountError::NoFuseDevice(e));
     }
     match std::fs::metadata(&mp) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => return Err(MountError::MountpointNotDir(mp)),
         Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
-            log::warn!("{} is a stale mount of a daemon that died; clearing it", mp.display());
+            log::warn!(
+                "{} is a stale mount of a daemon that died; clearing it",
+                mp.display()
+            );
             unmount(&mp, true).map_err(|e| MountError::Other(mp.clone(), e))?;
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(MountError::MountpointMissing(mp)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(MountError::MountpointMissing(mp))
+        }
         Err(e) => return Err(MountError::Other(mp, e)),
     }
     if fuse_mounted_at(&mp) {
@@ -198,6 +214,7 @@ pub fn mount(decl: &Declaration, tuning: Tuning) -> Result<Mounted, MountError> 
     }
     let overlay = Arc::new(Overlay::new(table_for(decl, &mp, base_beneath.as_deref())));
     let fs = FuseOverlay::new(overlay.clone(), tuning);
+    let passthrough = fs.passthrough_flag();
     let mut options = vec![
         MountOption::FSName(format!("redirfs:{}", decl.file.display())),
         MountOption::Subtype("redirfs".to_string()),
@@ -214,7 +231,8 @@ pub fn mount(decl: &Declaration, tuning: Tuning) -> Result<Mounted, MountError> 
     } else {
         SessionACL::Owner
     };
-    config.n_threads = Some(std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8)));
+    config.n_threads =
+        Some(std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8)));
     config.clone_fd = true;
     let session = fuser::Session::new(fs, &mp, &config).map_err(|e| match e.raw_os_error() {
         Some(libc::EPERM) | Some(libc::EACCES) => MountError::NotPermitted(mp.clone(), e),
@@ -227,6 +245,7 @@ pub fn mount(decl: &Declaration, tuning: Tuning) -> Result<Mounted, MountError> 
         mountpoint: mp,
         _base_dir: base_dir,
         base_beneath,
+        passthrough,
     })
 }
 

@@ -62,7 +62,11 @@ pub fn explain(file: &Path, path: &str) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    for diag in d.diagnostics.iter().filter(|d| d.severity >= Severity::Warning) {
+    for diag in d
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity >= Severity::Warning)
+    {
         eprintln!("{diag}");
     }
     let vpath = match VPath::parse_lenient(path) {

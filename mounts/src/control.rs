@@ -13,7 +13,9 @@ fn mountpoint_arg(mp: &Path) -> PathBuf {
         if mp.is_absolute() {
             mp.to_path_buf()
         } else {
-            std::env::current_dir().map(|d| d.join(mp)).unwrap_or_else(|_| mp.to_path_buf())
+            std::env::current_dir()
+                .map(|d| d.join(mp))
+                .unwrap_or_else(|_| mp.to_path_buf())
         }
     })
 }
@@ -38,8 +40,16 @@ fn print_status(s: &Value) {
     println!("  declaration: {}", str_of(&s["file"]));
     println!(
         "  pid {}, up {} s, {} entries, {} inodes, {} open files, passthrough {}",
-        s["pid"], s["uptime_secs"], s["entries"].as_array().map_or(0, Vec::len), s["inodes"], s["open_files"],
-        if s["passthrough"].as_bool() == Some(true) { "on" } else { "off" }
+        s["pid"],
+        s["uptime_secs"],
+        s["entries"].as_array().map_or(0, Vec::len),
+        s["inodes"],
+        s["open_files"],
+        if s["passthrough"].as_bool() == Some(true) {
+            "on"
+        } else {
+            "off"
+        }
     );
     match s["last_reload"].as_object() {
         None => println!("  last reload: none"),
@@ -47,22 +57,38 @@ fn print_status(s: &Value) {
             let ok = r.get("ok").and_then(Value::as_bool) == Some(true);
             println!(
                 "  last reload: {} ({})",
-                if ok { "applied" } else { "REFUSED, the previous mapping keeps serving" },
+                if ok {
+                    "applied"
+                } else {
+                    "REFUSED, the previous mapping keeps serving"
+                },
                 r.get("cause").and_then(Value::as_str).unwrap_or("")
             );
-            for e in r.get("errors").and_then(Value::as_array).into_iter().flatten() {
+            for e in r
+                .get("errors")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 for line in e.as_str().unwrap_or("").lines() {
                     println!("    {line}");
                 }
             }
         }
     }
-    println!("  {:<24} {:<7} {:>8} {:>12} {:>12} {:>6}  target", "entry", "exists", "hits", "read", "written", "errors");
+    println!(
+        "  {:<24} {:<7} {:>8} {:>12} {:>12} {:>6}  target",
+        "entry", "exists", "hits", "read", "written", "errors"
+    );
     for e in s["entries"].as_array().into_iter().flatten() {
         println!(
             "  {:<24} {:<7} {:>8} {:>12} {:>12} {:>6}  {} ({})",
             str_of(&e["path"]),
-            if e["exists"].as_bool() == Some(true) { "yes" } else { "NO" },
+            if e["exists"].as_bool() == Some(true) {
+                "yes"
+            } else {
+                "NO"
+            },
             e["hits"].as_u64().unwrap_or(0),
             e["bytes_read"].as_u64().unwrap_or(0),
             e["bytes_written"].as_u64().unwrap_or(0),
@@ -85,7 +111,10 @@ pub fn status(mountpoint: Option<&Path>, as_json: bool) -> ExitCode {
             Ok(v) => all.push(v),
             Err(e) => {
                 if let Some(mp) = mountpoint {
-                    eprintln!("redirfs: no redirfs daemon answers for {} ({e})", mp.display());
+                    eprintln!(
+                        "redirfs: no redirfs daemon answers for {} ({e})",
+                        mp.display()
+                    );
                     return ExitCode::from(1);
                 }
                 // A daemon that died left its socket: clear it.
@@ -118,7 +147,10 @@ pub fn reload(mountpoint: &Path, dry_run: bool) -> ExitCode {
     let v = match ask(&sock, if dry_run { "diff" } else { "reload" }) {
         Ok(v) => v,
         Err(e) => {
-            eprintln!("redirfs: no redirfs daemon answers for {} ({e})", mountpoint.display());
+            eprintln!(
+                "redirfs: no redirfs daemon answers for {} ({e})",
+                mountpoint.display()
+            );
             return ExitCode::from(2);
         }
     };

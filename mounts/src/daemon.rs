@@ -50,7 +50,7 @@ pub struct Daemon {
     overlay: Arc<Overlay>,
     notifier: fuser::Notifier,
     maker: TableMaker,
-    passthrough: bool,
+    passthrough: Arc<std::sync::atomic::AtomicBool>,
     state: Mutex<State>,
 }
 
@@ -60,7 +60,7 @@ fn unix(t: SystemTime) -> u64 {
 
 impl Daemon {
     /// A daemon for a mount of `decl`.
-    pub fn new(decl: &Declaration, mounted: &fuse_backend::Mounted, passthrough: bool) -> Arc<Daemon> {
+    pub fn new(decl: &Declaration, mounted: &fuse_backend::Mounted) -> Arc<Daemon> {
         Arc::new(Daemon {
             file: decl.file.clone(),
             mountpoint: mounted.mountpoint().to_path_buf(),
@@ -68,7 +68,7 @@ impl Daemon {
             overlay: mounted.overlay().clone(),
             notifier: mounted.notifier(),
             maker: mounted.table_maker(),
-            passthrough,
+            passthrough: mounted.passthrough(),
             state: Mutex::new(State {
                 entries: decl.entries.clone(),
                 base: decl.base.clone(),
@@ -127,7 +127,11 @@ impl Daemon {
                 log::info!(
                     "reloaded {} ({cause}): {}",
                     self.file.display(),
-                    if outcome.changes.is_empty() { "no changes".to_string() } else { outcome.changes.join("; ") }
+                    if outcome.changes.is_empty() {
+                        "no changes".to_string()
+                    } else {
+                        outcome.changes.join("; ")
+                    }
                 );
             } else {
                 log::error!(
@@ -206,7 +210,7 @@ impl Daemon {
             "started": unix(self.started),
             "uptime_secs": self.started.elapsed().map_or(0, |d| d.as_secs()),
             "base": table.base().map(|b| b.display().to_string()),
-            "passthrough": self.passthrough,
+            "passthrough": self.passthrough.load(std::sync::atomic::Ordering::Relaxed),
             "inodes": self.overlay.inode_count(),
             "open_files": self.overlay.handle_count(),
             "reloads": state.reloads,
@@ -234,14 +238,16 @@ impl Daemon {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
         }
         let me = self.clone();
-        std::thread::Builder::new().name("redirfs-control".into()).spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                if let Err(e) = me.answer(stream) {
-                    log::warn!("control request failed: {e}");
+        std::thread::Builder::new()
+            .name("redirfs-control".into())
+            .spawn(move || {
+                for stream in listener.incoming() {
+                    let Ok(stream) = stream else { continue };
+                    if let Err(e) = me.answer(stream) {
+                        log::warn!("control request failed: {e}");
+                    }
                 }
-            }
-        })?;
+            })?;
         Ok(path)
     }
 
@@ -274,34 +280,47 @@ impl Daemon {
         };
         let name = self.file.file_name().map(OsString::from);
         let (tx, rx) = mpsc::channel();
-        let mut watcher = match notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
-            if let Ok(ev) = ev {
-                if ev.paths.iter().any(|p| p.file_name().map(OsString::from) == name) {
-                    let _ = tx.send(());
+        let mut watcher =
+            match notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+                if let Ok(ev) = ev {
+                    if ev
+                        .paths
+                        .iter()
+                        .any(|p| p.file_name().map(OsString::from) == name)
+                    {
+                        let _ = tx.send(());
+                    }
                 }
-            }
-        }) {
-            Ok(w) => w,
-            Err(e) => {
-                log::warn!("cannot watch {}: {e}; reload with SIGHUP or `redirfs reload`", self.file.display());
-                return;
-            }
-        };
+            }) {
+                Ok(w) => w,
+                Err(e) => {
+                    log::warn!(
+                        "cannot watch {}: {e}; reload with SIGHUP or `redirfs reload`",
+                        self.file.display()
+                    );
+                    return;
+                }
+            };
         if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
-            log::warn!("cannot watch {}: {e}; reload with SIGHUP or `redirfs reload`", dir.display());
+            log::warn!(
+                "cannot watch {}: {e}; reload with SIGHUP or `redirfs reload`",
+                dir.display()
+            );
             return;
         }
         let me = self.clone();
-        let spawned = std::thread::Builder::new().name("redirfs-watch".into()).spawn(move || {
-            let _watcher = watcher;
-            while rx.recv().is_ok() {
-                // Debounce: wait until the file has been quiet for a moment.
-                while rx.recv_timeout(Duration::from_millis(150)).is_ok() {}
-                if me.file_changed() {
-                    me.reload(false, "file changed");
+        let spawned = std::thread::Builder::new()
+            .name("redirfs-watch".into())
+            .spawn(move || {
+                let _watcher = watcher;
+                while rx.recv().is_ok() {
+                    // Debounce: wait until the file has been quiet for a moment.
+                    while rx.recv_timeout(Duration::from_millis(150)).is_ok() {}
+                    if me.file_changed() {
+                        me.reload(false, "file changed");
+                    }
                 }
-            }
-        });
+            });
         if let Err(e) = spawned {
             log::warn!("cannot start the file watcher: {e}");
         }

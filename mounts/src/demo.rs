@@ -61,7 +61,12 @@ fn build_sandbox(root: &Path) -> std::io::Result<PathBuf> {
 }
 
 fn shell(root: &Path, cmd: &str) -> String {
-    match Command::new("sh").arg("-c").arg(cmd).current_dir(root).output() {
+    match Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .current_dir(root)
+        .output()
+    {
         Ok(o) => {
             let mut s = String::from_utf8_lossy(&o.stdout).into_owned();
             s.push_str(&String::from_utf8_lossy(&o.stderr));
@@ -77,14 +82,21 @@ pub fn demo(dir: Option<&Path>, keep: bool) -> ExitCode {
         Some(d) => d.to_path_buf(),
         None => std::env::temp_dir().join(format!("redirfs-demo-{}", std::process::id())),
     };
-    if root.join("mnt").exists() && std::fs::read_dir(root.join("mnt")).map(|mut d| d.next().is_some()).unwrap_or(true) {
+    if root.join("mnt").exists()
+        && std::fs::read_dir(root.join("mnt"))
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
         eprintln!("redirfs: {} already holds a demo (mounted?); pick another --dir or `redirfs umount {}`", root.display(), root.join("mnt").display());
         return ExitCode::from(1);
     }
     let decl_path = match build_sandbox(&root) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("redirfs: cannot build the demo sandbox in {}: {e}", root.display());
+            eprintln!(
+                "redirfs: cannot build the demo sandbox in {}: {e}",
+                root.display()
+            );
             return ExitCode::from(1);
         }
     };
@@ -96,7 +108,11 @@ pub fn demo(dir: Option<&Path>, keep: bool) -> ExitCode {
         }
     };
     println!("== redirfs demo in {}", root.display());
-    println!("-- declaration ({}):\n{}", decl_path.display(), std::fs::read_to_string(&decl_path).unwrap_or_default());
+    println!(
+        "-- declaration ({}):\n{}",
+        decl_path.display(),
+        std::fs::read_to_string(&decl_path).unwrap_or_default()
+    );
     let mut mounted = match fuse_backend::mount(&d, Tuning::default()) {
         Ok(m) => m,
         Err(e) => {

@@ -16,6 +16,8 @@ mod demo;
 mod mount;
 #[cfg(unix)]
 mod runtime;
+#[cfg(windows)]
+mod windows;
 
 /// Exit status: the declaration is invalid.
 const EXIT_INVALID: u8 = 1;
@@ -40,7 +42,9 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Validate declaration files and report every problem with its line and column.
-    #[command(after_help = "Example:\n  redirfs check /etc/redirfs/*.yaml\n\nExit status: 0 valid, 1 invalid, 2 usage or I/O error.")]
+    #[command(
+        after_help = "Example:\n  redirfs check /etc/redirfs/*.yaml\n\nExit status: 0 valid, 1 invalid, 2 usage or I/O error."
+    )]
     Check {
         /// Declaration files to check.
         #[arg(required = true)]
@@ -56,7 +60,9 @@ enum Command {
     },
     /// Mount a declaration; returns once the mount is ready (the daemon stays in the background).
     #[cfg(unix)]
-    #[command(after_help = "Examples:\n  redirfs mount app.yaml\n  redirfs mount --foreground app.yaml   # for systemd and debugging\n\nThe daemon logs to $XDG_RUNTIME_DIR/redirfs/ (or /run/redirfs as root); RUST_LOG=info says more.")]
+    #[command(
+        after_help = "Examples:\n  redirfs mount app.yaml\n  redirfs mount --foreground app.yaml   # for systemd and debugging\n\nThe daemon logs to $XDG_RUNTIME_DIR/redirfs/ (or /run/redirfs as root); RUST_LOG=info says more."
+    )]
     Mount {
         /// The declaration file.
         #[arg(required_unless_present = "all")]
@@ -71,9 +77,14 @@ enum Command {
         #[arg(long)]
         no_passthrough: bool,
     },
+    /// Mount a declaration through WinFsp and serve it until Ctrl+C.
+    #[cfg(windows)]
+    Mount(windows::MountArgs),
     /// Unmount an overlay.
     #[cfg(unix)]
-    #[command(after_help = "Examples:\n  redirfs umount /opt/legacy-app\n  redirfs umount --lazy /opt/legacy-app   # detach now, finish when no longer busy")]
+    #[command(
+        after_help = "Examples:\n  redirfs umount /opt/legacy-app\n  redirfs umount --lazy /opt/legacy-app   # detach now, finish when no longer busy"
+    )]
     Umount {
         /// The mountpoint.
         mountpoint: PathBuf,
@@ -95,7 +106,9 @@ enum Command {
     /// Reload a mount's declaration now: validated in full first; an invalid file leaves the
     /// running mapping serving and exits 1 with the errors.
     #[cfg(unix)]
-    #[command(after_help = "Examples:\n  redirfs reload /opt/legacy-app\n  redirfs reload --dry-run /opt/legacy-app   # print what would change")]
+    #[command(
+        after_help = "Examples:\n  redirfs reload /opt/legacy-app\n  redirfs reload --dry-run /opt/legacy-app   # print what would change"
+    )]
     Reload {
         /// The mountpoint.
         mountpoint: PathBuf,
@@ -112,7 +125,9 @@ enum Command {
     },
     /// Run the built-in demo: a legacy program reads and writes its data through a redirection.
     #[cfg(unix)]
-    #[command(after_help = "Example:\n  redirfs demo            # builds a sandbox in a temporary folder, mounts, runs, unmounts\n  redirfs demo --keep     # leaves the mount up to look around")]
+    #[command(
+        after_help = "Example:\n  redirfs demo            # builds a sandbox in a temporary folder, mounts, runs, unmounts\n  redirfs demo --keep     # leaves the mount up to look around"
+    )]
     Demo {
         /// Build the sandbox here instead of a new temporary folder.
         #[arg(long)]
@@ -149,9 +164,14 @@ fn main() -> ExitCode {
         #[cfg(unix)]
         Command::Status { mountpoint, json } => control::status(mountpoint.as_deref(), json),
         #[cfg(unix)]
-        Command::Reload { mountpoint, dry_run } => control::reload(&mountpoint, dry_run),
+        Command::Reload {
+            mountpoint,
+            dry_run,
+        } => control::reload(&mountpoint, dry_run),
         #[cfg(unix)]
         Command::Diff { mountpoint } => control::reload(&mountpoint, true),
+        #[cfg(windows)]
+        Command::Mount(args) => windows::mount(&args),
         #[cfg(unix)]
         Command::Umount { mountpoint, lazy } => mount::umount(&mountpoint, lazy),
         #[cfg(unix)]

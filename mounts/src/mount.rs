@@ -43,12 +43,19 @@ pub fn mount(file: &Path, foreground: bool, no_passthrough: bool) -> ExitCode {
         }
     };
     let log_path = crate::runtime::log(&mp);
-    let log = crate::runtime::ensure_dir()
-        .and_then(|_| std::fs::OpenOptions::new().create(true).append(true).open(&log_path));
+    let log = crate::runtime::ensure_dir().and_then(|_| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+    });
     let stderr = match log {
         Ok(f) => Stdio::from(f),
         Err(e) => {
-            eprintln!("redirfs: cannot open the log {}: {e}; the daemon will not log", log_path.display());
+            eprintln!(
+                "redirfs: cannot open the log {}: {e}; the daemon will not log",
+                log_path.display()
+            );
             Stdio::null()
         }
     };
@@ -85,13 +92,22 @@ pub fn mount(file: &Path, foreground: bool, no_passthrough: bool) -> ExitCode {
     loop {
         match lines.next() {
             Some(Ok(line)) if line == READY => {
-                println!("redirfs: mounted {} on {} (pid {}, log {})", d.file.display(), mp.display(), child.id(), log_path.display());
+                println!(
+                    "redirfs: mounted {} on {} (pid {}, log {})",
+                    d.file.display(),
+                    mp.display(),
+                    child.id(),
+                    log_path.display()
+                );
                 return ExitCode::SUCCESS;
             }
             Some(Ok(line)) => eprintln!("{line}"),
             Some(Err(_)) | None => {
                 let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
-                eprintln!("redirfs: the daemon exited before the mount was ready ({status}); see {}", log_path.display());
+                eprintln!(
+                    "redirfs: the daemon exited before the mount was ready ({status}); see {}",
+                    log_path.display()
+                );
                 return ExitCode::from(1);
             }
         }
@@ -114,7 +130,7 @@ fn serve(d: &fs_core::Declaration, no_passthrough: bool) -> ExitCode {
         }
     };
     let mp = mounted.mountpoint().to_path_buf();
-    let daemon = Daemon::new(d, &mounted, !no_passthrough);
+    let daemon = Daemon::new(d, &mounted);
     let socket = match daemon.serve_control() {
         Ok(p) => Some(p),
         Err(e) => {
@@ -176,7 +192,10 @@ pub fn umount(mountpoint: &Path, lazy: bool) -> ExitCode {
                 Some(libc::EPERM) => ": not permitted (unmount as the user who mounted, or as root)",
                 _ => "",
             };
-            eprintln!("redirfs: cannot unmount {}: {e}{hint}", mountpoint.display());
+            eprintln!(
+                "redirfs: cannot unmount {}: {e}{hint}",
+                mountpoint.display()
+            );
             ExitCode::from(1)
         }
     }
@@ -197,7 +216,10 @@ pub fn mount_all(dir: &Path, no_passthrough: bool) -> ExitCode {
     };
     files.sort();
     if files.is_empty() {
-        eprintln!("redirfs: no declarations (*.yaml, *.yml) in {}", dir.display());
+        eprintln!(
+            "redirfs: no declarations (*.yaml, *.yml) in {}",
+            dir.display()
+        );
         return ExitCode::from(1);
     }
     let mut failed = 0;
@@ -207,7 +229,10 @@ pub fn mount_all(dir: &Path, no_passthrough: bool) -> ExitCode {
         }
     }
     if failed > 0 {
-        eprintln!("redirfs: {failed} of {} declarations did not mount", files.len());
+        eprintln!(
+            "redirfs: {failed} of {} declarations did not mount",
+            files.len()
+        );
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS
@@ -218,7 +243,13 @@ pub fn mount_all(dir: &Path, no_passthrough: bool) -> ExitCode {
 /// `mount.fuse.redirfs`. `None` when the arguments are an ordinary command line.
 pub fn helper_mode() -> Option<ExitCode> {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let argv0 = args.first().map(|a| Path::new(a).file_name().unwrap_or_default().to_string_lossy().into_owned())?;
+    let argv0 = args.first().map(|a| {
+        Path::new(a)
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned()
+    })?;
     let positional: Vec<&std::ffi::OsString> = args
         .iter()
         .skip(1)
@@ -244,7 +275,12 @@ pub fn helper_mode() -> Option<ExitCode> {
     let opts: Vec<String> = args
         .windows(2)
         .filter(|w| w[0] == "-o")
-        .flat_map(|w| w[1].to_string_lossy().split(',').map(str::to_owned).collect::<Vec<_>>())
+        .flat_map(|w| {
+            w[1].to_string_lossy()
+                .split(',')
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
         .collect();
     let d = match decl::load_file(file) {
         Ok(d) => d,
@@ -279,5 +315,9 @@ pub fn helper_mode() -> Option<ExitCode> {
             _ => log::debug!("mount option `{o}` left to mount(8)"),
         }
     }
-    Some(mount(file, false, opts.iter().any(|o| o == "no_passthrough")))
+    Some(mount(
+        file,
+        false,
+        opts.iter().any(|o| o == "no_passthrough"),
+    ))
 }

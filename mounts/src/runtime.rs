@@ -28,7 +28,10 @@ pub fn dir() -> PathBuf {
 pub fn ensure_dir() -> std::io::Result<PathBuf> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
     let d = dir();
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&d)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&d)?;
     let meta = std::fs::metadata(&d)?;
     if meta.uid() != fs_core::sys::geteuid() {
         return Err(std::io::Error::other(format!(
@@ -47,7 +50,13 @@ pub fn id(mountpoint: &Path) -> String {
     let name: String = mountpoint
         .to_string_lossy()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     name.trim_start_matches('_').to_string()
 }

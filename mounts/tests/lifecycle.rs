@@ -20,7 +20,11 @@ fn can_mount() -> bool {
 fn mounted_at(p: &Path) -> bool {
     let want = p.to_string_lossy().replace(' ', "\\040");
     std::fs::read_to_string("/proc/self/mountinfo")
-        .map(|t| t.lines().filter_map(|l| l.split(' ').nth(4)).any(|m| m == want))
+        .map(|t| {
+            t.lines()
+                .filter_map(|l| l.split(' ').nth(4))
+                .any(|m| m == want)
+        })
         .unwrap_or(false)
 }
 
@@ -41,7 +45,10 @@ struct Lab {
 
 impl Lab {
     fn new() -> Lab {
-        let dir = tempfile::Builder::new().prefix("redirfs-lc-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("redirfs-lc-")
+            .tempdir()
+            .expect("tempdir");
         let mnt = dir.path().join("mnt");
         std::fs::create_dir(&mnt).expect("mnt");
         std::fs::create_dir(dir.path().join("run")).expect("run");
@@ -67,7 +74,8 @@ impl Lab {
 
     fn cmd(&self) -> Command {
         let mut c = Command::new(BIN);
-        c.env("REDIRFS_RUNTIME_DIR", self.path("run")).env_remove("XDG_RUNTIME_DIR");
+        c.env("REDIRFS_RUNTIME_DIR", self.path("run"))
+            .env_remove("XDG_RUNTIME_DIR");
         c
     }
 
@@ -77,13 +85,24 @@ impl Lab {
 
     fn mount(&self) {
         let out = self.run(&["mount", &self.path("decl.yaml").to_string_lossy()]);
-        assert!(out.status.success(), "mount failed: {}", String::from_utf8_lossy(&out.stderr));
-        assert!(mounted_at(&self.mnt), "`redirfs mount` returned before the mount was ready");
+        assert!(
+            out.status.success(),
+            "mount failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            mounted_at(&self.mnt),
+            "`redirfs mount` returned before the mount was ready"
+        );
     }
 
     fn status(&self) -> serde_json::Value {
         let out = self.run(&["status", &self.mnt.to_string_lossy(), "--json"]);
-        assert!(out.status.success(), "status failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "status failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).expect("status json")
     }
 
@@ -112,11 +131,17 @@ fn mount_status_umount() {
     lab.write("vol/f", "x");
     lab.declare("redirections:\n  - path: data\n    target: vol\n    as: transparent\n");
     lab.mount();
-    assert_eq!(std::fs::read_to_string(lab.mnt.join("data/f")).expect("read"), "x");
+    assert_eq!(
+        std::fs::read_to_string(lab.mnt.join("data/f")).expect("read"),
+        "x"
+    );
     let s = lab.status();
     assert_eq!(s["entries"][0]["path"], "data");
     assert_eq!(s["entries"][0]["exists"], true);
-    assert!(s["entries"][0]["hits"].as_u64().unwrap_or(0) >= 1, "hits are counted: {s}");
+    assert!(
+        s["entries"][0]["hits"].as_u64().unwrap_or(0) >= 1,
+        "hits are counted: {s}"
+    );
     assert!(s["pid"].as_u64().is_some());
     let out = lab.run(&["umount", &lab.mnt.to_string_lossy()]);
     assert!(out.status.success());
@@ -129,11 +154,17 @@ fn mount_failures_are_explained() {
         return;
     }
     let lab = Lab::new();
-    lab.write("decl.yaml", "version: 1\nmountpoint: missing-dir\nredirections: []\n");
+    lab.write(
+        "decl.yaml",
+        "version: 1\nmountpoint: missing-dir\nredirections: []\n",
+    );
     let out = lab.run(&["mount", &lab.path("decl.yaml").to_string_lossy()]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("does not exist") && err.contains("mkdir -p"), "{err}");
+    assert!(
+        err.contains("does not exist") && err.contains("mkdir -p"),
+        "{err}"
+    );
     // Mounting twice on one mountpoint.
     lab.declare("redirections: []\n");
     lab.mount();
@@ -154,17 +185,33 @@ fn reload_adds_removes_and_retargets_at_once() {
     lab.declare("redirections:\n  - path: data\n    target: v1\n  - path: gone\n    target: v1\n");
     lab.mount();
     // Prime the kernel's caches so a stale answer would show.
-    assert_eq!(std::fs::read_link(lab.mnt.join("data")).expect("readlink"), lab.path("v1"));
+    assert_eq!(
+        std::fs::read_link(lab.mnt.join("data")).expect("readlink"),
+        lab.path("v1")
+    );
     assert!(lab.mnt.join("gone").exists());
     assert!(!lab.mnt.join("added").exists());
     lab.declare("redirections:\n  - path: data\n    target: v2\n  - path: added\n    target: v1\n    as: transparent\n");
     let out = lab.reload();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Visible immediately: the kernel's caches were invalidated, no lifetime to wait out.
-    assert_eq!(std::fs::read_link(lab.mnt.join("data")).expect("readlink"), lab.path("v2"));
-    assert_eq!(std::fs::read_to_string(lab.mnt.join("data/f")).expect("read"), "two");
+    assert_eq!(
+        std::fs::read_link(lab.mnt.join("data")).expect("readlink"),
+        lab.path("v2")
+    );
+    assert_eq!(
+        std::fs::read_to_string(lab.mnt.join("data/f")).expect("read"),
+        "two"
+    );
     assert!(!lab.mnt.join("gone").exists());
-    assert_eq!(std::fs::read_to_string(lab.mnt.join("added/f")).expect("read"), "one");
+    assert_eq!(
+        std::fs::read_to_string(lab.mnt.join("added/f")).expect("read"),
+        "one"
+    );
     let s = lab.status();
     assert_eq!(s["last_reload"]["ok"], true);
 }
@@ -201,12 +248,24 @@ fn broken_declaration_leaves_the_old_mapping_serving() {
     let out = lab.reload();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("decl.yaml:4:11: error: path `/data` is absolute"), "{err}");
-    assert!(err.contains("unknown `as` value `sideways`"), "all errors at once: {err}");
-    assert_eq!(std::fs::read_to_string(lab.mnt.join("data/f")).expect("old mapping"), "one");
+    assert!(
+        err.contains("decl.yaml:4:11: error: path `/data` is absolute"),
+        "{err}"
+    );
+    assert!(
+        err.contains("unknown `as` value `sideways`"),
+        "all errors at once: {err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(lab.mnt.join("data/f")).expect("old mapping"),
+        "one"
+    );
     let s = lab.status();
     assert_eq!(s["last_reload"]["ok"], false);
-    assert!(s["last_reload"]["errors"][0].as_str().unwrap_or("").contains("is absolute"));
+    assert!(s["last_reload"]["errors"][0]
+        .as_str()
+        .unwrap_or("")
+        .contains("is absolute"));
 }
 
 #[test]
@@ -220,7 +279,10 @@ fn editing_the_file_reloads_it() {
     lab.declare("redirections:\n  - path: data\n    target: v1\n");
     lab.mount();
     // An editor's save: write a temporary file, rename it over the declaration.
-    lab.write("decl.yaml.tmp", "version: 1\nmountpoint: mnt\nredirections:\n  - path: data\n    target: v2\n");
+    lab.write(
+        "decl.yaml.tmp",
+        "version: 1\nmountpoint: mnt\nredirections:\n  - path: data\n    target: v2\n",
+    );
     std::fs::rename(lab.path("decl.yaml.tmp"), lab.path("decl.yaml")).expect("rename");
     wait_for("the watcher to reload", || {
         std::fs::read_link(lab.mnt.join("data")).ok() == Some(lab.path("v2"))
@@ -247,14 +309,24 @@ fn open_file_keeps_reading_across_a_retarget() {
     let mut rest = Vec::new();
     f.read_to_end(&mut rest).expect("read after reload");
     first.extend_from_slice(&rest);
-    assert!(first == big.as_bytes(), "the open file changed under the reader");
-    assert_eq!(std::fs::read_to_string(lab.mnt.join("data/f")).expect("new"), "other");
+    assert!(
+        first == big.as_bytes(),
+        "the open file changed under the reader"
+    );
+    assert_eq!(
+        std::fs::read_to_string(lab.mnt.join("data/f")).expect("new"),
+        "other"
+    );
 }
 
 fn spawn_foreground(lab: &Lab) -> Child {
     let mut child = lab
         .cmd()
-        .args(["mount", "--foreground", &lab.path("decl.yaml").to_string_lossy()])
+        .args([
+            "mount",
+            "--foreground",
+            &lab.path("decl.yaml").to_string_lossy(),
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -262,7 +334,9 @@ fn spawn_foreground(lab: &Lab) -> Child {
     use std::io::BufRead;
     let out = child.stdout.take().expect("stdout");
     let mut line = String::new();
-    std::io::BufReader::new(out).read_line(&mut line).expect("ready line");
+    std::io::BufReader::new(out)
+        .read_line(&mut line)
+        .expect("ready line");
     assert_eq!(line.trim(), "redirfs: ready");
     child
 }
@@ -288,8 +362,10 @@ fn sigterm_unmounts_cleanly() {
     lab.declare("redirections:\n  - path: data\n    target: vol\n    as: transparent\n");
     let mut child = spawn_foreground(&lab);
     assert!(mounted_at(&lab.mnt));
-    // SAFETY-free: kill(1) does it.
-    let st = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
     assert!(st.success());
     let status = wait_exit(&mut child);
     assert!(status.success(), "exit status {status}");
@@ -310,7 +386,10 @@ fn sigkill_then_mount_again_recovers_the_mountpoint() {
     let err = std::fs::metadata(&lab.mnt).expect_err("the mountpoint is stale");
     assert_eq!(err.raw_os_error(), Some(libc::ENOTCONN));
     lab.mount();
-    assert_eq!(std::fs::read_to_string(lab.mnt.join("data/f")).expect("read"), "x");
+    assert_eq!(
+        std::fs::read_to_string(lab.mnt.join("data/f")).expect("read"),
+        "x"
+    );
 }
 
 #[test]
@@ -324,20 +403,50 @@ fn mount_helper_convention_and_mount_all() {
     // What mount.fuse3 runs for `mount -t fuse.redirfs FILE MOUNTPOINT -o rw,noatime`.
     let out = lab
         .cmd()
-        .args([&decl.to_string_lossy(), &lab.mnt.to_string_lossy(), "-o", "rw,noatime"] as [&str; 4])
+        .args([
+            &decl.to_string_lossy(),
+            &lab.mnt.to_string_lossy(),
+            "-o",
+            "rw,noatime",
+        ] as [&str; 4])
         .output()
         .expect("helper");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(mounted_at(&lab.mnt));
-    assert!(lab.run(&["umount", &lab.mnt.to_string_lossy()]).status.success());
+    assert!(lab
+        .run(&["umount", &lab.mnt.to_string_lossy()])
+        .status
+        .success());
     // `redirfs mount --all DIR`.
     let etc = lab.path("etc");
     std::fs::create_dir(&etc).expect("etc");
     std::fs::create_dir(lab.path("mnt2")).expect("mnt2");
-    std::fs::write(etc.join("a.yaml"), format!("version: 1\nmountpoint: {}\nredirections: []\n", lab.mnt.display())).expect("a");
-    std::fs::write(etc.join("b.yml"), format!("version: 1\nmountpoint: {}\nredirections: []\n", lab.path("mnt2").display())).expect("b");
+    std::fs::write(
+        etc.join("a.yaml"),
+        format!(
+            "version: 1\nmountpoint: {}\nredirections: []\n",
+            lab.mnt.display()
+        ),
+    )
+    .expect("a");
+    std::fs::write(
+        etc.join("b.yml"),
+        format!(
+            "version: 1\nmountpoint: {}\nredirections: []\n",
+            lab.path("mnt2").display()
+        ),
+    )
+    .expect("b");
     let out = lab.run(&["mount", "--all", &etc.to_string_lossy()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(mounted_at(&lab.mnt) && mounted_at(&lab.path("mnt2")));
     let _ = lab.run(&["umount", &lab.path("mnt2").to_string_lossy()]);
     assert!(!mounted_at(&lab.path("mnt2")));
@@ -355,7 +464,9 @@ fn reload_stress_under_concurrent_readers() {
     lab.write("va/f", &a);
     lab.write("vb/f", &b);
     lab.write("vs/f", &stable);
-    let flip = |t: &str| format!("redirections:\n  - path: flip\n    target: {t}\n    as: transparent\n  - path: link\n    target: {t}\n  - path: stable\n    target: vs\n    as: transparent\n");
+    let flip = |t: &str| {
+        format!("redirections:\n  - path: flip\n    target: {t}\n    as: transparent\n  - path: link\n    target: {t}\n  - path: stable\n    target: vs\n    as: transparent\n")
+    };
     lab.declare(&flip("va"));
     lab.mount();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -383,15 +494,112 @@ fn reload_stress_under_concurrent_readers() {
     for i in 0..200 {
         lab.declare(&flip(if i % 2 == 0 { "vb" } else { "va" }));
         let out = lab.reload();
-        assert!(out.status.success(), "reload {i}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "reload {i}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut total = 0;
     for r in readers {
         let (reads, errors) = r.join().expect("reader");
-        assert!(errors.is_empty(), "{} errors, first: {:?}", errors.len(), errors.first());
+        assert!(
+            errors.is_empty(),
+            "{} errors, first: {:?}",
+            errors.len(),
+            errors.first()
+        );
         total += reads;
     }
     assert!(total > 0);
-    assert_eq!(lab.status()["reloads"].as_u64().map(|n| n >= 200), Some(true));
+    assert_eq!(
+        lab.status()["reloads"].as_u64().map(|n| n >= 200),
+        Some(true)
+    );
+}
+
+#[test]
+fn passthrough_io_does_not_go_through_the_daemon() {
+    if !can_mount() {
+        return;
+    }
+    let lab = Lab::new();
+    let data: Vec<u8> = (0..4_000_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::create_dir_all(lab.path("vol")).expect("vol");
+    std::fs::write(lab.path("vol/big"), &data).expect("write");
+    lab.declare("redirections:\n  - path: t\n    target: vol\n    as: transparent\n");
+    lab.mount();
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(lab.mnt.join("t/big"))
+        .expect("open");
+    let s = lab.status();
+    if s["passthrough"] != true {
+        eprintln!("skipped: the kernel did not accept passthrough here");
+        return;
+    }
+    // Writes: the bytes go from the kernel to the target; the daemon serves none of them.
+    f.write_all_at(&data[..1 << 20], 0).expect("write");
+    let s = lab.status();
+    assert_eq!(
+        s["entries"][0]["bytes_written"], 0,
+        "the daemon served writes: {s}"
+    );
+    // Reads: with the daemon stopped, only the kernel can serve them. A watchdog resumes the
+    // daemon after a deadline, so a read that reaches the daemon fails the test, not hangs it.
+    let pid: u32 = s["pid"]
+        .as_u64()
+        .and_then(|p| u32::try_from(p).ok())
+        .expect("pid");
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        let timed_out = done_rx.recv_timeout(Duration::from_secs(10)).is_err();
+        let _ = fs_core::sys::send_signal(pid, libc::SIGCONT);
+        timed_out
+    });
+    fs_core::sys::send_signal(pid, libc::SIGSTOP).expect("SIGSTOP");
+    let mut got = vec![0u8; data.len()];
+    let read = f.read_exact_at(&mut got, 0);
+    let _ = done_tx.send(());
+    let timed_out = watchdog.join().expect("watchdog");
+    assert!(
+        !timed_out,
+        "a read waited for the stopped daemon: not passthrough"
+    );
+    read.expect("read with the daemon stopped");
+    assert!(got == data);
+}
+
+#[test]
+fn without_passthrough_the_daemon_serves_and_counts_io() {
+    if !can_mount() {
+        return;
+    }
+    let lab = Lab::new();
+    std::fs::create_dir_all(lab.path("vol")).expect("vol");
+    std::fs::write(lab.path("vol/f"), vec![7u8; 100_000]).expect("write");
+    lab.declare("redirections:\n  - path: t\n    target: vol\n    as: transparent\n");
+    let out = lab.run(&[
+        "mount",
+        "--no-passthrough",
+        &lab.path("decl.yaml").to_string_lossy(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(lab.mnt.join("t/f")).expect("read").len(),
+        100_000
+    );
+    std::fs::write(lab.mnt.join("t/g"), vec![1u8; 50_000]).expect("write");
+    let s = lab.status();
+    assert_eq!(s["passthrough"], false);
+    let e = &s["entries"][0];
+    assert!(e["bytes_read"].as_u64().unwrap_or(0) >= 100_000, "{s}");
+    assert_eq!(e["bytes_written"], 50_000, "{s}");
 }

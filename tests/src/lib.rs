@@ -108,7 +108,8 @@ impl Sandbox {
             Ok(d) => d,
             Err(e) => panic!("test declaration is invalid:\n{e}\n{text}"),
         };
-        let mut mounted = fuse_backend::mount(&decl, tuning).unwrap_or_else(|e| panic!("mount failed: {e}"));
+        let mut mounted =
+            fuse_backend::mount(&decl, tuning).unwrap_or_else(|e| panic!("mount failed: {e}"));
         let mnt = mounted.mountpoint().to_path_buf();
         let overlay = mounted.overlay().clone();
         let unmounter = mounted.unmounter();
@@ -136,7 +137,9 @@ pub struct Mount {
 
 impl std::fmt::Debug for Mount {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Mount").field("mnt", &self.mnt).finish_non_exhaustive()
+        f.debug_struct("Mount")
+            .field("mnt", &self.mnt)
+            .finish_non_exhaustive()
     }
 }
 
@@ -144,7 +147,9 @@ fn mounted_at(p: &Path) -> bool {
     std::fs::read_to_string("/proc/self/mountinfo")
         .map(|t| {
             let want = p.to_string_lossy().replace(' ', "\\040");
-            t.lines().filter_map(|l| l.split(' ').nth(4)).any(|m| m == want)
+            t.lines()
+                .filter_map(|l| l.split(' ').nth(4))
+                .any(|m| m == want)
         })
         .unwrap_or(false)
 }
@@ -153,7 +158,10 @@ impl Mount {
     fn wait_until_mounted(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while !mounted_at(&self.mnt) {
-            assert!(Instant::now() < deadline, "the mount did not appear within 10 s");
+            assert!(
+                Instant::now() < deadline,
+                "the mount did not appear within 10 s"
+            );
             if self.server.as_ref().is_some_and(|s| s.is_finished()) {
                 panic!("the server ended before the mount appeared");
             }
@@ -222,7 +230,10 @@ impl Mount {
             return;
         };
         if let Err(e) = u.unmount() {
-            eprintln!("unmount of {} failed ({e}); detaching lazily", self.mnt.display());
+            eprintln!(
+                "unmount of {} failed ({e}); detaching lazily",
+                self.mnt.display()
+            );
             let _ = fuse_backend::unmount(&self.mnt, true);
         }
         if let Some(server) = self.server.take() {

@@ -17,7 +17,10 @@ fn symlink_entry_is_a_native_symlink_to_the_absolute_target() {
     assert_eq!(meta.permissions().mode() & 0o777, 0o777);
     assert_eq!(meta.len(), target.as_os_str().len() as u64);
     assert_eq!(std::fs::read_link(m.at("data")).expect("readlink"), target);
-    assert_eq!(std::fs::read_to_string(m.at("data/a.txt")).expect("read through"), "archived\n");
+    assert_eq!(
+        std::fs::read_to_string(m.at("data/a.txt")).expect("read through"),
+        "archived\n"
+    );
     // Writing through the link lands in the target.
     std::fs::write(m.at("data/new.txt"), "x").expect("write through");
     assert_eq!(sb_path(&m, "archive/data/new.txt"), "x");
@@ -33,7 +36,10 @@ fn junction_entry_is_a_directory_symlink() {
     let sb = Sandbox::new();
     sb.file("vol/dir/f", "1");
     let m = sb.mount("redirections:\n  - path: j\n    target: vol/dir\n    as: junction\n");
-    assert!(std::fs::symlink_metadata(m.at("j")).expect("lstat").file_type().is_symlink());
+    assert!(std::fs::symlink_metadata(m.at("j"))
+        .expect("lstat")
+        .file_type()
+        .is_symlink());
     assert_eq!(std::fs::read_to_string(m.at("j/f")).expect("read"), "1");
 }
 
@@ -46,13 +52,22 @@ fn transparent_entry_is_the_target_itself() {
     let meta = std::fs::symlink_metadata(m.at("app/data")).expect("lstat");
     assert!(meta.is_dir());
     // readlink on the entry is EINVAL: it is not a link.
-    assert_eq!(errno(&std::fs::read_link(m.at("app/data"))), Some(libc::EINVAL));
-    assert_eq!(std::fs::read_to_string(m.at("app/data/sub/f.txt")).expect("read"), "hello");
+    assert_eq!(
+        errno(&std::fs::read_link(m.at("app/data"))),
+        Some(libc::EINVAL)
+    );
+    assert_eq!(
+        std::fs::read_to_string(m.at("app/data/sub/f.txt")).expect("read"),
+        "hello"
+    );
     // Full read/write semantics beneath.
     std::fs::create_dir(m.at("app/data/new")).expect("mkdir");
     std::fs::write(m.at("app/data/new/g"), "g").expect("write");
     std::fs::rename(m.at("app/data/new/g"), m.at("app/data/sub/g")).expect("rename");
-    assert_eq!(std::fs::read_to_string(m.real("vol/t/sub/g")).expect("real"), "g");
+    assert_eq!(
+        std::fs::read_to_string(m.real("vol/t/sub/g")).expect("real"),
+        "g"
+    );
     std::fs::remove_file(m.at("app/data/sub/g")).expect("unlink");
     assert!(!m.real("vol/t/sub/g").exists());
     // The xattr says where it really lives.
@@ -75,8 +90,14 @@ fn synthetic_parent_directories_are_read_only() {
         .collect();
     assert_eq!(names, vec!["c"]);
     // Root can bypass modes; the overlay still refuses.
-    assert_eq!(errno(&std::fs::create_dir(m.at("a/b/new"))), Some(libc::EROFS));
-    assert_eq!(errno(&std::fs::write(m.at("a/new"), "x")), Some(libc::EROFS));
+    assert_eq!(
+        errno(&std::fs::create_dir(m.at("a/b/new"))),
+        Some(libc::EROFS)
+    );
+    assert_eq!(
+        errno(&std::fs::write(m.at("a/new"), "x")),
+        Some(libc::EROFS)
+    );
 }
 
 #[test]
@@ -86,10 +107,17 @@ fn base_passes_through_and_entries_mask_it() {
     sb.file("base/keep.txt", "base file");
     sb.file("base/data/old.txt", "shadowed");
     sb.file("vol/new.txt", "redirected");
-    let m = sb.mount("base: base\nredirections:\n  - path: data\n    target: vol\n    as: transparent\n");
-    assert_eq!(std::fs::read_to_string(m.at("keep.txt")).expect("base"), "base file");
+    let m = sb
+        .mount("base: base\nredirections:\n  - path: data\n    target: vol\n    as: transparent\n");
+    assert_eq!(
+        std::fs::read_to_string(m.at("keep.txt")).expect("base"),
+        "base file"
+    );
     assert!(m.at("data/new.txt").exists());
-    assert!(!m.at("data/old.txt").exists(), "the entry masks the base's data/");
+    assert!(
+        !m.at("data/old.txt").exists(),
+        "the entry masks the base's data/"
+    );
     let mut names: Vec<_> = std::fs::read_dir(m.at(""))
         .expect("readdir")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
@@ -108,9 +136,18 @@ fn nested_entry_under_transparent_masks_the_target() {
     let m = sb.mount(
         "redirections:\n  - path: app\n    target: vol/app\n    as: transparent\n  - path: app/cache\n    target: fast\n",
     );
-    assert_eq!(std::fs::read_to_string(m.at("app/main.cfg")).expect("cfg"), "cfg");
-    assert!(std::fs::symlink_metadata(m.at("app/cache")).expect("lstat").file_type().is_symlink());
-    assert_eq!(std::fs::read_to_string(m.at("app/cache/hot")).expect("hot"), "new");
+    assert_eq!(
+        std::fs::read_to_string(m.at("app/main.cfg")).expect("cfg"),
+        "cfg"
+    );
+    assert!(std::fs::symlink_metadata(m.at("app/cache"))
+        .expect("lstat")
+        .file_type()
+        .is_symlink());
+    assert_eq!(
+        std::fs::read_to_string(m.at("app/cache/hot")).expect("hot"),
+        "new"
+    );
 }
 
 #[test]
@@ -127,16 +164,31 @@ fn missing_targets_follow_on_missing() {
         .collect();
     names.sort();
     assert_eq!(names, vec!["dangling", "ok", "tdangling"]);
-    assert!(std::fs::symlink_metadata(m.at("dangling")).expect("lstat").file_type().is_symlink());
-    assert_eq!(errno(&std::fs::metadata(m.at("dangling"))), Some(libc::ENOENT));
-    assert_eq!(errno(&std::fs::symlink_metadata(m.at("hidden"))), Some(libc::ENOENT));
+    assert!(std::fs::symlink_metadata(m.at("dangling"))
+        .expect("lstat")
+        .file_type()
+        .is_symlink());
+    assert_eq!(
+        errno(&std::fs::metadata(m.at("dangling"))),
+        Some(libc::ENOENT)
+    );
+    assert_eq!(
+        errno(&std::fs::symlink_metadata(m.at("hidden"))),
+        Some(libc::ENOENT)
+    );
     // A transparent entry whose target is absent shows as a dangling link to it.
-    assert_eq!(std::fs::read_link(m.at("tdangling")).expect("readlink"), m.real("vol/nope3"));
+    assert_eq!(
+        std::fs::read_link(m.at("tdangling")).expect("readlink"),
+        m.real("vol/nope3")
+    );
     // The target appears: the hidden entry shows up (after the negative cache expires).
     std::fs::create_dir(m.real("vol/nope2")).expect("create target");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while std::fs::symlink_metadata(m.at("hidden")).is_err() {
-        assert!(std::time::Instant::now() < deadline, "hidden entry did not appear");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "hidden entry did not appear"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
@@ -152,20 +204,41 @@ fn deleting_or_renaming_an_entry_never_touches_the_target() {
     let m = sb.mount(
         "base: base\nredirections:\n  - path: link\n    target: vol/d\n  - path: tdir\n    target: vol/d2\n    as: transparent\n  - path: tfile\n    target: vol/file.txt\n    as: transparent\n",
     );
-    assert_eq!(errno(&std::fs::remove_file(m.at("link"))), Some(libc::EPERM));
+    assert_eq!(
+        errno(&std::fs::remove_file(m.at("link"))),
+        Some(libc::EPERM)
+    );
     assert_eq!(errno(&std::fs::remove_dir(m.at("tdir"))), Some(libc::EPERM));
-    assert_eq!(errno(&std::fs::remove_file(m.at("tfile"))), Some(libc::EPERM));
-    assert_eq!(errno(&std::fs::rename(m.at("link"), m.at("moved"))), Some(libc::EPERM));
-    assert_eq!(errno(&std::fs::rename(m.at("tdir"), m.at("moved"))), Some(libc::EPERM));
+    assert_eq!(
+        errno(&std::fs::remove_file(m.at("tfile"))),
+        Some(libc::EPERM)
+    );
+    assert_eq!(
+        errno(&std::fs::rename(m.at("link"), m.at("moved"))),
+        Some(libc::EPERM)
+    );
+    assert_eq!(
+        errno(&std::fs::rename(m.at("tdir"), m.at("moved"))),
+        Some(libc::EPERM)
+    );
     let out = m.sh_output("", "rm -rf link tfile");
     assert!(!out.status.success());
     // `rm -rf` on a transparent directory deletes what is inside, as on the real directory; the
     // entry itself stays.
-    let out = m.sh_output("", "mkdir tdir/scratch && rm -rf tdir/scratch && rm -rf tdir");
+    let out = m.sh_output(
+        "",
+        "mkdir tdir/scratch && rm -rf tdir/scratch && rm -rf tdir",
+    );
     assert!(!out.status.success());
     assert!(m.at("tdir").is_dir());
-    assert_eq!(std::fs::read_to_string(m.real("vol/d/precious")).expect("intact"), "keep me");
-    assert_eq!(std::fs::read_to_string(m.real("vol/file.txt")).expect("intact"), "keep me too");
+    assert_eq!(
+        std::fs::read_to_string(m.real("vol/d/precious")).expect("intact"),
+        "keep me"
+    );
+    assert_eq!(
+        std::fs::read_to_string(m.real("vol/file.txt")).expect("intact"),
+        "keep me too"
+    );
     assert!(std::fs::symlink_metadata(m.at("link")).is_ok());
 }
 
@@ -178,10 +251,16 @@ fn atomic_save_onto_a_transparent_file_lands_in_the_target() {
     let m = sb.mount("base: base\nredirections:\n  - path: settings.ini\n    target: vol/settings.ini\n    as: transparent\n");
     std::fs::write(m.at(".settings.ini.tmp"), "v2\n").expect("write temp");
     std::fs::rename(m.at(".settings.ini.tmp"), m.at("settings.ini")).expect("atomic save");
-    assert_eq!(std::fs::read_to_string(m.real("vol/settings.ini")).expect("target"), "v2\n");
+    assert_eq!(
+        std::fs::read_to_string(m.real("vol/settings.ini")).expect("target"),
+        "v2\n"
+    );
     assert!(!m.real("base/settings.ini").exists());
     assert!(!m.real("base/.settings.ini.tmp").exists());
-    assert_eq!(std::fs::read_to_string(m.at("settings.ini")).expect("through mount"), "v2\n");
+    assert_eq!(
+        std::fs::read_to_string(m.at("settings.ini")).expect("through mount"),
+        "v2\n"
+    );
 }
 
 #[test]
@@ -190,11 +269,18 @@ fn rename_between_base_and_target_is_exdev() {
     let sb = Sandbox::new();
     sb.file("base/f", "1");
     sb.dir("vol");
-    let m = sb.mount("base: base\nredirections:\n  - path: t\n    target: vol\n    as: transparent\n");
-    assert_eq!(errno(&std::fs::rename(m.at("f"), m.at("t/f"))), Some(libc::EXDEV));
+    let m =
+        sb.mount("base: base\nredirections:\n  - path: t\n    target: vol\n    as: transparent\n");
+    assert_eq!(
+        errno(&std::fs::rename(m.at("f"), m.at("t/f"))),
+        Some(libc::EXDEV)
+    );
     // mv falls back to copying, as between disks.
     m.sh("", "mv f t/f");
-    assert_eq!(std::fs::read_to_string(m.real("vol/f")).expect("moved"), "1");
+    assert_eq!(
+        std::fs::read_to_string(m.real("vol/f")).expect("moved"),
+        "1"
+    );
     assert!(!m.real("base/f").exists());
 }
 
@@ -208,11 +294,22 @@ fn relative_link_climbing_out_of_a_target_reaches_the_targets_tree() {
     std::os::unix::fs::symlink("inner.txt", sb.path("vol/app/near")).expect("symlink");
     sb.file("vol/app/inner.txt", "inner");
     sb.file("base/shared/lib.txt", "the WRONG file");
-    let m = sb.mount("base: base\nredirections:\n  - path: app\n    target: vol/app\n    as: transparent\n");
-    assert_eq!(std::fs::read_to_string(m.at("app/lib")).expect("read"), "the right file");
-    assert_eq!(std::fs::read_link(m.at("app/lib")).expect("readlink"), m.real("vol/shared/lib.txt"));
+    let m = sb.mount(
+        "base: base\nredirections:\n  - path: app\n    target: vol/app\n    as: transparent\n",
+    );
+    assert_eq!(
+        std::fs::read_to_string(m.at("app/lib")).expect("read"),
+        "the right file"
+    );
+    assert_eq!(
+        std::fs::read_link(m.at("app/lib")).expect("readlink"),
+        m.real("vol/shared/lib.txt")
+    );
     // A link that stays inside keeps its relative text.
-    assert_eq!(std::fs::read_link(m.at("app/near")).expect("readlink"), std::path::PathBuf::from("inner.txt"));
+    assert_eq!(
+        std::fs::read_link(m.at("app/near")).expect("readlink"),
+        std::path::PathBuf::from("inner.txt")
+    );
 }
 
 #[test]
@@ -222,14 +319,26 @@ fn in_place_overlay_keeps_the_original_folder_reachable() {
     sb.file("mnt/original.txt", "was here before");
     sb.file("vol/data.txt", "moved away");
     let m = sb.mount("base: mnt\nredirections:\n  - path: data\n    target: vol\n");
-    assert_eq!(std::fs::read_to_string(m.at("original.txt")).expect("base beneath"), "was here before");
-    assert_eq!(std::fs::read_to_string(m.at("data/data.txt")).expect("redirected"), "moved away");
+    assert_eq!(
+        std::fs::read_to_string(m.at("original.txt")).expect("base beneath"),
+        "was here before"
+    );
+    assert_eq!(
+        std::fs::read_to_string(m.at("data/data.txt")).expect("redirected"),
+        "moved away"
+    );
     std::fs::write(m.at("created.txt"), "new").expect("write into base beneath");
-    assert_eq!(std::fs::read_to_string(m.at("created.txt")).expect("read back"), "new");
+    assert_eq!(
+        std::fs::read_to_string(m.at("created.txt")).expect("read back"),
+        "new"
+    );
     let mut m = m;
     m.unmount();
     // After unmounting, the file sits in the original folder.
-    assert_eq!(std::fs::read_to_string(m.real("mnt/created.txt")).expect("in the folder"), "new");
+    assert_eq!(
+        std::fs::read_to_string(m.real("mnt/created.txt")).expect("in the folder"),
+        "new"
+    );
     assert!(!m.real("mnt/data").exists());
 }
 
@@ -243,7 +352,10 @@ fn read_only_entry_and_mount_refuse_writes() {
         "redirections:\n  - path: ro\n    target: vol\n    as: transparent\n    read_only: true\n  - path: rw\n    target: vol2\n    as: transparent\n",
     );
     assert_eq!(errno(&std::fs::write(m.at("ro/f"), "x")), Some(libc::EROFS));
-    assert_eq!(errno(&std::fs::write(m.at("ro/new"), "x")), Some(libc::EROFS));
+    assert_eq!(
+        errno(&std::fs::write(m.at("ro/new"), "x")),
+        Some(libc::EROFS)
+    );
     assert_eq!(std::fs::read_to_string(m.at("ro/f")).expect("read"), "1");
     std::fs::write(m.at("rw/g"), "3").expect("writable");
 }
@@ -263,5 +375,8 @@ fn hard_links_share_one_inode_number() {
     std::fs::remove_file(m.at("t/a")).expect("unlink a");
     let b = std::fs::metadata(m.at("t/b")).expect("stat b after unlink");
     assert_eq!(b.nlink(), 1);
-    assert_eq!(std::fs::read_to_string(m.at("t/b")).expect("read b"), "data");
+    assert_eq!(
+        std::fs::read_to_string(m.at("t/b")).expect("read b"),
+        "data"
+    );
 }
