@@ -584,6 +584,18 @@ impl Checker<'_> {
                 );
                 return None;
             }
+            if b != m && m.starts_with(&b) {
+                self.d.error(
+                    node.loc,
+                    format!(
+                        "the mountpoint `{}` lies inside base `{}`: the base would show the mount inside itself",
+                        mp.display(),
+                        base.display()
+                    ),
+                    "mount outside the base, or set `base` equal to `mountpoint` for an in-place overlay",
+                );
+                return None;
+            }
         }
         Some(base)
     }

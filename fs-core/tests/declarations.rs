@@ -710,6 +710,25 @@ fn base_inside_the_mountpoint_is_an_error() {
 }
 
 #[test]
+fn a_mountpoint_inside_the_base_is_an_error() {
+    let fx = Fx::new();
+    let text = "version: 1\nmountpoint: {T}/mnt\nbase: {T}\nredirections: []\n";
+    assert_eq!(
+        fx.invalid(text),
+        vec![err(
+            3,
+            7,
+            format!(
+                "the mountpoint `{}` lies inside base `{}`: the base would show the mount inside itself",
+                fx.p("mnt"),
+                fx.root().display()
+            ),
+            "mount outside the base, or set `base` equal to `mountpoint` for an in-place overlay"
+        )]
+    );
+}
+
+#[test]
 fn base_equal_to_the_mountpoint_is_an_in_place_overlay() {
     let fx = Fx::new();
     for base in ["{T}/mnt", "{T}/mnt/", "{T}/./mnt//", "../mnt"] {

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use fs_core::decl::{self, LoadError};
-use fs_core::{NameCase, Severity, Table, VPath};
+use fs_core::{NameCase, Table, VPath};
 
 use crate::{EXIT_INVALID, EXIT_USAGE};
 
@@ -50,25 +50,32 @@ pub fn check(files: &[PathBuf]) -> ExitCode {
     ExitCode::from(status)
 }
 
-pub fn explain(file: &Path, path: &str) -> ExitCode {
-    let d = match decl::load_file(file) {
-        Ok(d) => d,
+/// Loads a declaration for a command that acts on it: warnings go to stderr; an invalid or
+/// unreadable file is reported and becomes the exit status (1 invalid, 2 I/O).
+pub fn load(file: &Path) -> Result<decl::Declaration, ExitCode> {
+    match decl::load_file(file) {
+        Ok(d) => {
+            for diag in d.warnings() {
+                eprintln!("{diag}");
+            }
+            Ok(d)
+        }
         Err(LoadError::Invalid(inv)) => {
             eprintln!("{inv}");
-            return ExitCode::from(EXIT_INVALID);
+            Err(ExitCode::from(EXIT_INVALID))
         }
         Err(e) => {
             eprintln!("redirfs: {e}");
-            return ExitCode::from(EXIT_USAGE);
+            Err(ExitCode::from(EXIT_USAGE))
         }
-    };
-    for diag in d
-        .diagnostics
-        .iter()
-        .filter(|d| d.severity >= Severity::Warning)
-    {
-        eprintln!("{diag}");
     }
+}
+
+pub fn explain(file: &Path, path: &str) -> ExitCode {
+    let d = match load(file) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
     let vpath = match VPath::parse_lenient(path) {
         Ok(p) => p,
         Err(e) => {

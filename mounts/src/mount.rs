@@ -4,13 +4,13 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 
-use fs_core::decl::{self, LoadError, Mountpoint};
+use fs_core::decl::Mountpoint;
 use fuse_backend::Tuning;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use crate::daemon::Daemon;
 
-use crate::{EXIT_INVALID, EXIT_USAGE};
+use crate::EXIT_USAGE;
 
 /// What the daemon prints on its stdout once the mount is up.
 const READY: &str = "redirfs: ready";
@@ -18,20 +18,10 @@ const READY: &str = "redirfs: ready";
 /// `redirfs mount FILE`: validates, then either serves here (`--foreground`) or starts a daemon
 /// and returns once the mount is ready.
 pub fn mount(file: &Path, foreground: bool, no_passthrough: bool) -> ExitCode {
-    let d = match decl::load_file(file) {
+    let d = match crate::check::load(file) {
         Ok(d) => d,
-        Err(LoadError::Invalid(inv)) => {
-            eprintln!("{inv}");
-            return ExitCode::from(EXIT_INVALID);
-        }
-        Err(e) => {
-            eprintln!("redirfs: {e}");
-            return ExitCode::from(EXIT_USAGE);
-        }
+        Err(code) => return code,
     };
-    for diag in d.warnings() {
-        eprintln!("{diag}");
-    }
     if foreground {
         return serve(&d, no_passthrough);
     }
@@ -282,16 +272,9 @@ pub fn helper_mode() -> Option<ExitCode> {
                 .collect::<Vec<_>>()
         })
         .collect();
-    let d = match decl::load_file(file) {
+    let d = match crate::check::load(file) {
         Ok(d) => d,
-        Err(LoadError::Invalid(inv)) => {
-            eprintln!("{inv}");
-            return Some(ExitCode::from(EXIT_INVALID));
-        }
-        Err(e) => {
-            eprintln!("redirfs: {e}");
-            return Some(ExitCode::from(EXIT_USAGE));
-        }
+        Err(code) => return Some(code),
     };
     let same = match &d.mountpoint {
         Mountpoint::Dir(p) => std::fs::canonicalize(p).ok() == std::fs::canonicalize(mp).ok(),

@@ -4,11 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use fs_core::decl::{self, LoadError};
-use fs_core::Severity;
 use winfsp_backend::{JunctionMode, MountOptions};
-
-use crate::{EXIT_INVALID, EXIT_USAGE};
 
 /// Exit status: the mount could not start (WinFsp missing, drive letter in use...).
 const EXIT_MOUNT: u8 = 3;
@@ -31,24 +27,10 @@ pub struct MountArgs {
 
 /// Mounts, serves until Ctrl+C, unmounts.
 pub fn mount(args: &MountArgs) -> ExitCode {
-    let decl = match decl::load_file(&args.file) {
+    let decl = match crate::check::load(&args.file) {
         Ok(d) => d,
-        Err(LoadError::Invalid(inv)) => {
-            eprintln!("{inv}");
-            return ExitCode::from(EXIT_INVALID);
-        }
-        Err(e) => {
-            eprintln!("redirfs: {e}");
-            return ExitCode::from(EXIT_USAGE);
-        }
+        Err(code) => return code,
     };
-    for diag in decl
-        .diagnostics
-        .iter()
-        .filter(|d| d.severity >= Severity::Warning)
-    {
-        eprintln!("{diag}");
-    }
     let opts = MountOptions {
         junction_mode: args.junctions,
         file_info_timeout_ms: args.cache_ms,
