@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 
 /// The runtime directory of this user.
 pub fn dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("REDIRFS_RUNTIME_DIR") {
+    let set = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(d) = set("REDIRFS_RUNTIME_DIR") {
         return PathBuf::from(d);
     }
-    if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR") {
+    if let Some(d) = set("XDG_RUNTIME_DIR") {
         return PathBuf::from(d).join("redirfs");
     }
     if fs_core::sys::geteuid() == 0 {
