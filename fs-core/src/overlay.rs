@@ -329,7 +329,13 @@ impl Overlay {
         let mut steps = 0usize;
         while cur != ROOT_INO {
             let inode = inodes.map.get(&cur).ok_or(Error::NotFound)?;
-            let (parent, name) = inode.names.first().ok_or(Error::NotFound)?;
+            // The newest name whose parent the kernel still holds: a file reached through two
+            // directory inodes (a retargeted entry, hard links) keeps working when one goes.
+            let (parent, name) = inode
+                .names
+                .iter()
+                .find(|(p, _)| *p == ROOT_INO || inodes.map.contains_key(p))
+                .ok_or(Error::NotFound)?;
             out.push(name.clone());
             cur = *parent;
             steps += 1;

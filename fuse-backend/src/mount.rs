@@ -224,7 +224,13 @@ pub fn mount(decl: &Declaration, tuning: Tuning) -> Result<Mounted, MountError> 
     let passthrough = fs.passthrough_flag();
     let mut options = vec![
         MountOption::FSName(format!("redirfs:{}", decl.file.display())),
-        MountOption::Subtype("redirfs".to_string()),
+        // fuser's direct (root) mount drops Subtype; the kernel takes it as a mount option, so
+        // /proc/mounts says fuse.redirfs either way (fusermount3 turns Subtype into the same).
+        if fs_core::sys::geteuid() == 0 {
+            MountOption::CUSTOM("subtype=redirfs".to_string())
+        } else {
+            MountOption::Subtype("redirfs".to_string())
+        },
         MountOption::DefaultPermissions,
         MountOption::NoDev,
     ];

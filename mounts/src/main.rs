@@ -76,6 +76,9 @@ enum Command {
         /// Serve file I/O from the daemon even where the kernel offers passthrough.
         #[arg(long)]
         no_passthrough: bool,
+        /// Do not watch the declaration file: reload only on SIGHUP or `redirfs reload`.
+        #[arg(long)]
+        no_watch: bool,
     },
     /// Mount a declaration through WinFsp and serve it until Ctrl+C.
     #[cfg(windows)]
@@ -156,9 +159,23 @@ fn main() -> ExitCode {
             all,
             foreground,
             no_passthrough,
+            no_watch,
         } => match (file, all) {
-            (_, Some(dir)) => mount::mount_all(&dir, no_passthrough),
-            (Some(file), None) => mount::mount(&file, foreground, no_passthrough),
+            (_, Some(dir)) => mount::mount_all(
+                &dir,
+                mount::Serve {
+                    no_passthrough,
+                    no_watch,
+                },
+            ),
+            (Some(file), None) => mount::mount(
+                &file,
+                foreground,
+                mount::Serve {
+                    no_passthrough,
+                    no_watch,
+                },
+            ),
             (None, None) => ExitCode::from(EXIT_USAGE),
         },
         #[cfg(unix)]

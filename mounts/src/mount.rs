@@ -17,13 +17,22 @@ const READY: &str = "redirfs: ready";
 
 /// `redirfs mount FILE`: validates, then either serves here (`--foreground`) or starts a daemon
 /// and returns once the mount is ready.
-pub fn mount(file: &Path, foreground: bool, no_passthrough: bool) -> ExitCode {
+/// How a daemon serves.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Serve {
+    /// Serve file I/O from the daemon even where the kernel offers passthrough.
+    pub no_passthrough: bool,
+    /// Reload only on SIGHUP or `redirfs reload`.
+    pub no_watch: bool,
+}
+
+pub fn mount(file: &Path, foreground: bool, how: Serve) -> ExitCode {
     let d = match crate::check::load(file) {
         Ok(d) => d,
         Err(code) => return code,
     };
     if foreground {
-        return serve(&d, no_passthrough);
+        return serve(&d, how);
     }
     let mp = match &d.mountpoint {
         Mountpoint::Dir(p) => p.clone(),
@@ -58,8 +67,11 @@ pub fn mount(file: &Path, foreground: bool, no_passthrough: bool) -> ExitCode {
     };
     let mut cmd = Command::new(exe);
     cmd.arg("mount").arg("--foreground").arg(&d.file);
-    if no_passthrough {
+    if how.no_passthrough {
         cmd.arg("--no-passthrough");
+    }
+    if how.no_watch {
+        cmd.arg("--no-watch");
     }
     use std::os::unix::process::CommandExt;
     cmd.stdin(Stdio::null())
@@ -105,9 +117,9 @@ pub fn mount(file: &Path, foreground: bool, no_passthrough: bool) -> ExitCode {
 }
 
 /// Mounts and serves in this process until unmounted or signalled.
-fn serve(d: &fs_core::Declaration, no_passthrough: bool) -> ExitCode {
+fn serve(d: &fs_core::Declaration, how: Serve) -> ExitCode {
     let tuning = Tuning {
-        passthrough: !no_passthrough,
+        passthrough: !how.no_passthrough,
         ..Tuning::default()
     };
     let mut mounted = match fuse_backend::mount(d, tuning) {
@@ -128,7 +140,9 @@ fn serve(d: &fs_core::Declaration, no_passthrough: bool) -> ExitCode {
             None
         }
     };
-    daemon.watch();
+    if !how.no_watch {
+        daemon.watch();
+    }
     let mut unmounter = mounted.unmounter();
     match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) {
         Ok(mut signals) => {
@@ -192,7 +206,7 @@ pub fn umount(mountpoint: &Path, lazy: bool) -> ExitCode {
 }
 
 /// `redirfs mount --all DIR`: every declaration in a folder, in name order.
-pub fn mount_all(dir: &Path, no_passthrough: bool) -> ExitCode {
+pub fn mount_all(dir: &Path, how: Serve) -> ExitCode {
     let mut files: Vec<_> = match std::fs::read_dir(dir) {
         Ok(rd) => rd
             .filter_map(Result::ok)
@@ -214,7 +228,7 @@ pub fn mount_all(dir: &Path, no_passthrough: bool) -> ExitCode {
     }
     let mut failed = 0;
     for f in &files {
-        if mount(f, false, no_passthrough) != ExitCode::SUCCESS {
+        if mount(f, false, how) != ExitCode::SUCCESS {
             failed += 1;
         }
     }
@@ -298,9 +312,9 @@ pub fn helper_mode() -> Option<ExitCode> {
             _ => log::debug!("mount option `{o}` left to mount(8)"),
         }
     }
-    Some(mount(
-        file,
-        false,
-        opts.iter().any(|o| o == "no_passthrough"),
-    ))
+    let how = Serve {
+        no_passthrough: opts.iter().any(|o| o == "no_passthrough"),
+        no_watch: opts.iter().any(|o| o == "no_watch"),
+    };
+    Some(mount(file, false, how))
 }
