@@ -194,7 +194,34 @@ struct Inode {
 struct Inodes {
     map: HashMap<u64, Inode>,
     by_key: HashMap<Key, u64>,
+    /// (parent, name) -> the inode that name means now: unlink and rename find the inode whose
+    /// name changes without scanning every inode.
+    by_name: HashMap<(u64, OsString), u64>,
     next: u64,
+}
+
+impl Inodes {
+    /// Records that (parent, name) now means `ino`; the inode it meant before loses that name.
+    fn bind(&mut self, parent: u64, name: &OsStr, ino: u64) {
+        let alias = (parent, name.to_owned());
+        if let Some(old) = self.by_name.insert(alias.clone(), ino) {
+            if old != ino {
+                if let Some(inode) = self.map.get_mut(&old) {
+                    inode.names.retain(|a| *a != alias);
+                }
+            }
+        }
+    }
+
+    /// Forgets the name (parent, name); returns the inode that had it.
+    fn unbind(&mut self, parent: u64, name: &OsStr) -> Option<u64> {
+        let alias = (parent, name.to_owned());
+        let ino = self.by_name.remove(&alias)?;
+        if let Some(inode) = self.map.get_mut(&ino) {
+            inode.names.retain(|a| *a != alias);
+        }
+        Some(ino)
+    }
 }
 
 /// What a virtual path is right now.
@@ -465,13 +492,22 @@ impl Overlay {
                     inode.lookups += 1;
                 }
                 let alias = (parent, name.to_owned());
+                let mut dropped = None;
                 if let Some(pos) = inode.names.iter().position(|a| *a == alias) {
                     // Most recently used name first: it is the likeliest to still exist.
                     inode.names[..=pos].rotate_right(1);
                 } else {
                     inode.names.insert(0, alias);
-                    inode.names.truncate(MAX_ALIASES);
+                    if inode.names.len() > MAX_ALIASES {
+                        dropped = inode.names.pop();
+                    }
                 }
+                if let Some(d) = dropped {
+                    if inodes.by_name.get(&d) == Some(&ino) {
+                        inodes.by_name.remove(&d);
+                    }
+                }
+                inodes.bind(parent, name, ino);
                 return ino;
             }
         }
@@ -486,6 +522,7 @@ impl Overlay {
                 lookups: u64::from(count),
             },
         );
+        inodes.bind(parent, name, ino);
         ino
     }
 
@@ -590,6 +627,11 @@ impl Overlay {
             if let Some(inode) = inodes.map.remove(&ino) {
                 if inodes.by_key.get(&inode.key) == Some(&ino) {
                     inodes.by_key.remove(&inode.key);
+                }
+                for alias in inode.names {
+                    if inodes.by_name.get(&alias) == Some(&ino) {
+                        inodes.by_name.remove(&alias);
+                    }
                 }
             }
         }
@@ -846,28 +888,20 @@ impl Overlay {
 
     /// Drops the alias (parent, name) from whatever inode holds it.
     fn drop_alias(&self, parent: u64, name: &OsStr) {
-        let mut inodes = self.inodes.write();
-        for inode in inodes.map.values_mut() {
-            if inode.names.len() > 1
-                || inode
-                    .names
-                    .first()
-                    .is_some_and(|(p, n)| *p == parent && n == name)
-            {
-                inode.names.retain(|(p, n)| !(*p == parent && n == name));
-            }
-        }
+        self.inodes.write().unbind(parent, name);
     }
 
     fn move_alias(&self, parent: u64, name: &OsStr, newparent: u64, newname: &OsStr) {
         let mut inodes = self.inodes.write();
-        for inode in inodes.map.values_mut() {
-            for alias in inode.names.iter_mut() {
-                if alias.0 == parent && alias.1 == name {
-                    *alias = (newparent, newname.to_owned());
-                }
-            }
+        let Some(ino) = inodes.unbind(parent, name) else {
+            return;
+        };
+        if let Some(inode) = inodes.map.get_mut(&ino) {
+            // The moved name becomes the newest: the object is reached there now.
+            inode.names.insert(0, (newparent, newname.to_owned()));
+            inode.names.truncate(MAX_ALIASES);
         }
+        inodes.bind(newparent, newname, ino);
     }
 
     /// unlink.
@@ -1564,11 +1598,7 @@ impl Overlay {
         let inodes = self.inodes.read();
         let mut cur = ROOT_INO;
         for comp in comps {
-            cur = inodes
-                .map
-                .iter()
-                .find(|(_, inode)| inode.names.iter().any(|(p, n)| *p == cur && n == comp))
-                .map(|(ino, _)| *ino)?;
+            cur = *inodes.by_name.get(&(cur, comp.clone()))?;
         }
         Some(cur)
     }
