@@ -1141,7 +1141,7 @@ impl Overlay {
         caller: Caller,
     ) -> Result<(Attr, u64, Arc<Handle>)> {
         check_name(name)?;
-        let (comps, dir) = self.writable_dir(parent)?;
+        let (_, dir) = self.writable_dir(parent)?;
         if dir.declared.iter().any(|d| d == name) {
             if flags & libc::O_EXCL != 0 {
                 return Err(Error::Exists);
@@ -1172,7 +1172,6 @@ impl Overlay {
             counters: dir.counters.clone(),
         };
         let ino = self.intern(self.key_for(&meta, &r), parent, name, true);
-        let _ = comps;
         let counters = r.counters.clone();
         let (fh, h) = self.register(file, ino, counters);
         Ok((real_attr(ino, &meta), fh, h))
@@ -1353,7 +1352,7 @@ impl Overlay {
                     Ok(Node::Synthetic { .. }) => Kind::Dir,
                     Ok(Node::Real(r)) => match self.stat_real(&r) {
                         Ok(m) => Kind::from_mode(m.mode()),
-                        Err(e) if r.entry.is_none() && not_found_is(&e_io(&e)) => Kind::Dir,
+                        Err(Error::Os(e)) if r.entry.is_none() && not_found_is(&e) => Kind::Dir,
                         Err(e) => {
                             log::debug!("leaving {} out of a listing: {e}", r.path.display());
                             continue;
@@ -1379,14 +1378,6 @@ impl Overlay {
             .get(&fh)
             .cloned()
             .ok_or(Error::Os(std::io::Error::from_raw_os_error(libc::EBADF)))
-    }
-
-    /// The attributes of a listed name, counting a lookup (for readdirplus).
-    ///
-    /// # Errors
-    /// As lookup.
-    pub fn lookup_listed(&self, parent: u64, name: &OsStr) -> Result<Attr> {
-        self.lookup_counted(parent, name, true)
     }
 
     /// releasedir.
@@ -1523,13 +1514,6 @@ impl Overlay {
             Node::Synthetic { .. } if mask & libc::W_OK != 0 => Err(Error::ReadOnly),
             Node::Synthetic { .. } | Node::Link { .. } => Ok(()),
         }
-    }
-}
-
-fn e_io(e: &Error) -> std::io::Error {
-    match e {
-        Error::Os(e) => std::io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EIO)),
-        _ => std::io::Error::from_raw_os_error(libc::EIO),
     }
 }
 
