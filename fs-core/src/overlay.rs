@@ -634,6 +634,16 @@ impl Overlay {
                     }
                 }
             }
+            // After a big walk the kernel forgets in bulk: give the memory back once the maps
+            // are mostly empty, so the daemon's size follows what the kernel holds.
+            let len = inodes.map.len();
+            if inodes.map.capacity() > 4096 && len < inodes.map.capacity() / 8 {
+                inodes.map.shrink_to(len * 2);
+                inodes.by_key.shrink_to(len * 2);
+                inodes.by_name.shrink_to(len * 2);
+                drop(inodes);
+                sys::release_free_memory();
+            }
         }
     }
 
