@@ -194,33 +194,41 @@ struct Inode {
 struct Inodes {
     map: HashMap<u64, Inode>,
     by_key: HashMap<Key, u64>,
-    /// (parent, name) -> the inode that name means now: unlink and rename find the inode whose
-    /// name changes without scanning every inode.
-    by_name: HashMap<(u64, OsString), u64>,
+    /// (parent, name) -> the inodes that remember that name, newest last: unlink and rename
+    /// find them without scanning every inode. Usually one; more while an old directory inode of
+    /// a retargeted entry lives on beside the new one (both keep resolving by virtual path).
+    by_name: HashMap<(u64, OsString), Vec<u64>>,
     next: u64,
 }
 
 impl Inodes {
-    /// Records that (parent, name) now means `ino`; the inode it meant before loses that name.
+    /// Records that `ino` is known by (parent, name).
     fn bind(&mut self, parent: u64, name: &OsStr, ino: u64) {
-        let alias = (parent, name.to_owned());
-        if let Some(old) = self.by_name.insert(alias.clone(), ino) {
-            if old != ino {
-                if let Some(inode) = self.map.get_mut(&old) {
-                    inode.names.retain(|a| *a != alias);
-                }
+        let holders = self.by_name.entry((parent, name.to_owned())).or_default();
+        holders.retain(|i| *i != ino);
+        holders.push(ino);
+    }
+
+    /// Records that `ino` no longer remembers `alias`.
+    fn release(&mut self, alias: &(u64, OsString), ino: u64) {
+        if let Some(holders) = self.by_name.get_mut(alias) {
+            holders.retain(|i| *i != ino);
+            if holders.is_empty() {
+                self.by_name.remove(alias);
             }
         }
     }
 
-    /// Forgets the name (parent, name); returns the inode that had it.
-    fn unbind(&mut self, parent: u64, name: &OsStr) -> Option<u64> {
+    /// Forgets the name (parent, name) everywhere; returns the inodes that had it.
+    fn unbind(&mut self, parent: u64, name: &OsStr) -> Vec<u64> {
         let alias = (parent, name.to_owned());
-        let ino = self.by_name.remove(&alias)?;
-        if let Some(inode) = self.map.get_mut(&ino) {
-            inode.names.retain(|a| *a != alias);
+        let holders = self.by_name.remove(&alias).unwrap_or_default();
+        for ino in &holders {
+            if let Some(inode) = self.map.get_mut(ino) {
+                inode.names.retain(|a| *a != alias);
+            }
         }
-        Some(ino)
+        holders
     }
 }
 
@@ -503,9 +511,7 @@ impl Overlay {
                     }
                 }
                 if let Some(d) = dropped {
-                    if inodes.by_name.get(&d) == Some(&ino) {
-                        inodes.by_name.remove(&d);
-                    }
+                    inodes.release(&d, ino);
                 }
                 inodes.bind(parent, name, ino);
                 return ino;
@@ -628,10 +634,8 @@ impl Overlay {
                 if inodes.by_key.get(&inode.key) == Some(&ino) {
                     inodes.by_key.remove(&inode.key);
                 }
-                for alias in inode.names {
-                    if inodes.by_name.get(&alias) == Some(&ino) {
-                        inodes.by_name.remove(&alias);
-                    }
+                for alias in &inode.names {
+                    inodes.release(alias, ino);
                 }
             }
             // After a big walk the kernel forgets in bulk: give the memory back once the maps
@@ -903,15 +907,20 @@ impl Overlay {
 
     fn move_alias(&self, parent: u64, name: &OsStr, newparent: u64, newname: &OsStr) {
         let mut inodes = self.inodes.write();
-        let Some(ino) = inodes.unbind(parent, name) else {
-            return;
-        };
-        if let Some(inode) = inodes.map.get_mut(&ino) {
-            // The moved name becomes the newest: the object is reached there now.
-            inode.names.insert(0, (newparent, newname.to_owned()));
-            inode.names.truncate(MAX_ALIASES);
+        for ino in inodes.unbind(parent, name) {
+            let mut dropped = None;
+            if let Some(inode) = inodes.map.get_mut(&ino) {
+                // The moved name becomes the newest: the object is reached there now.
+                inode.names.insert(0, (newparent, newname.to_owned()));
+                if inode.names.len() > MAX_ALIASES {
+                    dropped = inode.names.pop();
+                }
+            }
+            if let Some(d) = dropped {
+                inodes.release(&d, ino);
+            }
+            inodes.bind(newparent, newname, ino);
         }
-        inodes.bind(newparent, newname, ino);
     }
 
     /// unlink.
@@ -1592,7 +1601,7 @@ impl Overlay {
         let inodes = self.inodes.read();
         let mut cur = ROOT_INO;
         for comp in comps {
-            cur = *inodes.by_name.get(&(cur, comp.clone()))?;
+            cur = *inodes.by_name.get(&(cur, comp.clone()))?.last()?;
         }
         Some(cur)
     }
