@@ -178,42 +178,38 @@ impl FuseOverlay {
         }
     }
 
-    /// A backing id for `h`'s inode: the existing one, or a new one from `open_backing`.
-    /// `None` means: answer without passthrough.
-    fn backing_for(
+    /// Registers handle `fh` as a user of its inode's backing: the existing one, or a new one
+    /// from `open_backing`. Returns whether the handle is backed; while it is, the backing stays
+    /// in `self.backings` under `h.ino`.
+    fn attach_backing(
         &self,
         fh: u64,
         h: &Handle,
         open_backing: impl FnOnce(&std::fs::File) -> std::io::Result<BackingId>,
-        reply_with: impl FnOnce(Option<&BackingId>),
-    ) {
+    ) -> bool {
         let mut backings = self.backings.lock();
         // An inode with a backing stays in passthrough until its last handle is released, whatever
         // the new open's access mode and even if passthrough was switched off meanwhile.
-        if let Some(b) = backings.get_mut(&h.ino) {
-            b.users += 1;
-            self.backed.lock().insert(fh, h.ino);
-            return reply_with(Some(&b.id));
-        }
-        if !self.passthrough_active() {
-            drop(backings);
-            return reply_with(None);
-        }
-        match open_backing(&h.file) {
-            Ok(id) => {
-                let b = backings.entry(h.ino).or_insert(Backing { id, users: 0 });
-                b.users += 1;
-                self.backed.lock().insert(fh, h.ino);
-                reply_with(Some(&b.id));
-            }
-            Err(e) => {
-                if self.passthrough.swap(false, Ordering::Relaxed) {
-                    log::warn!("the kernel refused passthrough I/O ({e}); serving file I/O from the daemon");
+        let b = match backings.entry(h.ino) {
+            std::collections::hash_map::Entry::Occupied(b) => b.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                if !self.passthrough_active() {
+                    return false;
                 }
-                drop(backings);
-                reply_with(None);
+                match open_backing(&h.file) {
+                    Ok(id) => slot.insert(Backing { id, users: 0 }),
+                    Err(e) => {
+                        if self.passthrough.swap(false, Ordering::Relaxed) {
+                            log::warn!("the kernel refused passthrough I/O ({e}); serving file I/O from the daemon");
+                        }
+                        return false;
+                    }
+                }
             }
-        }
+        };
+        b.users += 1;
+        self.backed.lock().insert(fh, h.ino);
+        true
     }
 
     fn drop_backing(&self, fh: u64) {
@@ -264,7 +260,7 @@ impl Filesystem for FuseOverlay {
         guarded("lookup", || match self.overlay.lookup(parent.0, name) {
             Err(Error::NotFound) => {
                 // A cached negative entry: inode 0 with a lifetime.
-                let mut a = FileAttr {
+                let a = FileAttr {
                     ino: INodeNo(0),
                     size: 0,
                     blocks: 0,
@@ -281,7 +277,6 @@ impl Filesystem for FuseOverlay {
                     blksize: 0,
                     flags: 0,
                 };
-                a.ino = INodeNo(0);
                 reply.entry(&self.tuning.negative_ttl, &a, Generation(0));
             }
             r => self.entry(reply, r),
@@ -443,21 +438,11 @@ impl Filesystem for FuseOverlay {
                 } else {
                     FopenFlags::FOPEN_NOFLUSH
                 };
-                let open_backing = |f: &std::fs::File| reply.open_backing(f);
-                let mut answer: Option<Option<u32>> = None;
-                // Decide first, reply after: the reply is consumed by either branch.
-                self.backing_for(fh, &h, open_backing, |b| {
-                    answer = Some(b.map(|_| 0));
-                });
-                let backed = matches!(answer, Some(Some(_)));
-                if backed {
-                    let backings = self.backings.lock();
-                    match backings.get(&h.ino) {
-                        Some(b) => reply.opened_passthrough(FileHandle(fh), fopen, &b.id),
-                        None => reply.opened(FileHandle(fh), fopen),
-                    }
-                } else {
-                    reply.opened(FileHandle(fh), fopen);
+                let backed = self.attach_backing(fh, &h, |f| reply.open_backing(f));
+                let backings = self.backings.lock();
+                match backings.get(&h.ino) {
+                    Some(b) if backed => reply.opened_passthrough(FileHandle(fh), fopen, &b.id),
+                    _ => reply.opened(FileHandle(fh), fopen),
                 }
             }
             Err(e) => reply.error(errno_of(&e)),
@@ -733,9 +718,7 @@ impl Filesystem for FuseOverlay {
                 Ok((a, fh, h)) => {
                     let ttl = self.ttl(&a);
                     let attr = file_attr(&a);
-                    let open_backing = |f: &std::fs::File| reply.open_backing(f);
-                    let mut backed = false;
-                    self.backing_for(fh, &h, open_backing, |b| backed = b.is_some());
+                    let backed = self.attach_backing(fh, &h, |f| reply.open_backing(f));
                     let backings = self.backings.lock();
                     match backings.get(&h.ino) {
                         Some(b) if backed => reply.created_passthrough(
