@@ -133,6 +133,20 @@ pub struct SetAttr {
     pub atime: Option<SetTime>,
     /// New modification time.
     pub mtime: Option<SetTime>,
+    /// Drop set-user-ID and set-group-ID as a write or truncate by this caller (one without
+    /// CAP_FSETID) does. The kernel leaves this to the daemon once it has agreed to
+    /// FUSE_HANDLE_KILLPRIV_V2, since the daemon's own writes are privileged.
+    pub kill_suidgid: Option<Writer>,
+}
+
+/// A caller without CAP_FSETID whose write or truncate drops a file's set-user-ID and
+/// set-group-ID bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Writer {
+    /// Group id.
+    pub gid: u32,
+    /// Process id, for its supplementary groups.
+    pub pid: u32,
 }
 
 /// One directory entry.
@@ -162,6 +176,22 @@ pub struct Handle {
 enum At<'a> {
     Fd(&'a File),
     Path(&'a Path),
+}
+
+/// An open directory: what it was when opened, and its listing once first read.
+#[derive(Debug)]
+struct OpenDir {
+    comps: Vec<OsString>,
+    node: Node,
+    listing: parking_lot::Mutex<Option<Arc<Vec<DirEntry>>>>,
+}
+
+/// What an xattr call applies to.
+#[derive(Debug)]
+enum XattrAt {
+    Node(Node),
+    /// A file unlinked while open, through one of its descriptors.
+    Open(Arc<Handle>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -280,7 +310,7 @@ pub struct Overlay {
     table: SharedTable,
     inodes: RwLock<Inodes>,
     handles: RwLock<HashMap<u64, Arc<Handle>>>,
-    dirs: RwLock<HashMap<u64, Arc<Vec<DirEntry>>>>,
+    dirs: RwLock<HashMap<u64, Arc<OpenDir>>>,
     next_handle: AtomicU64,
     started: SystemTime,
     owner: Caller,
@@ -729,6 +759,17 @@ impl Overlay {
             match at {
                 At::Fd(f) => f.set_len(size)?,
                 At::Path(p) => sys::truncate(p, size)?,
+            }
+        }
+        if let (Some(w), None) = (set.kill_suidgid, set.mode) {
+            match at {
+                At::Fd(f) => kill_suidgid(f, w)?,
+                At::Path(p) => {
+                    let meta = sys::at_path(p, |p| std::fs::symlink_metadata(p))?;
+                    if let Some(mode) = mode_without_privileges(&meta, w) {
+                        sys::chmod(p, mode)?;
+                    }
+                }
             }
         }
         if set.atime.is_some() || set.mtime.is_some() {
@@ -1228,8 +1269,19 @@ impl Overlay {
     ///
     /// # Errors
     /// The OS error.
-    pub fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<usize> {
+    /// With `kill_suidgid` (a writer without CAP_FSETID), the file first loses set-user-ID and
+    /// set-group-ID as it would on a local filesystem.
+    pub fn write(
+        &self,
+        fh: u64,
+        offset: u64,
+        data: &[u8],
+        kill_suidgid: Option<Writer>,
+    ) -> Result<usize> {
         let h = self.handle(fh)?;
+        if let Some(w) = kill_suidgid {
+            self::kill_suidgid(&h.file, w)?;
+        }
         let r = h.file.write_at(data, offset);
         if let Some(c) = &h.counters {
             match &r {
@@ -1300,10 +1352,11 @@ impl Overlay {
         )?)
     }
 
-    /// opendir: reads the whole listing now, so offsets stay stable while it is read.
+    /// opendir. The listing is read at the first readdir (an `opendir` answered from the kernel's
+    /// cache of listings costs no directory read) and kept until release, so offsets stay stable.
     ///
     /// # Errors
-    /// NotADirectory, or the OS error of reading the real directory.
+    /// NotADirectory for a declared link.
     pub fn opendir(&self, ino: u64) -> Result<u64> {
         let (comps, node) = if ino == ROOT_INO {
             let table = self.table.snapshot();
@@ -1311,8 +1364,23 @@ impl Overlay {
         } else {
             self.node_of(ino)?
         };
+        if let Node::Link { .. } = node {
+            return Err(Error::NotADirectory);
+        }
+        let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
+        let dir = OpenDir {
+            comps,
+            node,
+            listing: parking_lot::Mutex::new(None),
+        };
+        self.dirs.write().insert(fh, Arc::new(dir));
+        Ok(fh)
+    }
+
+    /// The listing of the directory `node` at virtual path `comps`.
+    fn list(&self, comps: &[OsString], node: &Node) -> Result<Vec<DirEntry>> {
         let mut entries = Vec::new();
-        let declared = match &node {
+        let declared = match node {
             Node::Synthetic { declared } => declared.clone(),
             Node::Real(r) => {
                 let rd = sys::at_path(&r.path, |p| std::fs::read_dir(p)).map_err(|e| {
@@ -1363,7 +1431,7 @@ impl Overlay {
         if !declared.is_empty() {
             let table = self.table.snapshot();
             for name in declared {
-                let mut c = comps.clone();
+                let mut c = comps.to_vec();
                 c.push(name.clone());
                 // One broken entry never breaks the listing: it is left out and logged.
                 let kind = match self.node(&table, &c) {
@@ -1382,21 +1450,27 @@ impl Overlay {
                 entries.push(DirEntry { name, kind, ino: 0 });
             }
         }
-        let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
-        self.dirs.write().insert(fh, Arc::new(entries));
-        Ok(fh)
+        Ok(entries)
     }
 
-    /// The listing of an open directory.
+    /// The listing of an open directory, read at the first call.
     ///
     /// # Errors
-    /// EBADF for an unknown handle.
+    /// EBADF for an unknown handle; the OS error of reading the real directory.
     pub fn dir_entries(&self, fh: u64) -> Result<Arc<Vec<DirEntry>>> {
-        self.dirs
+        let dir = self
+            .dirs
             .read()
             .get(&fh)
             .cloned()
-            .ok_or(Error::Os(std::io::Error::from_raw_os_error(libc::EBADF)))
+            .ok_or(Error::Os(std::io::Error::from_raw_os_error(libc::EBADF)))?;
+        let mut listing = dir.listing.lock();
+        if let Some(l) = &*listing {
+            return Ok(l.clone());
+        }
+        let l = Arc::new(self.list(&dir.comps, &dir.node)?);
+        *listing = Some(l.clone());
+        Ok(l)
     }
 
     /// releasedir.
@@ -1443,25 +1517,37 @@ impl Overlay {
         Ok(sys::statvfs(&path)?)
     }
 
+    /// The node an xattr call applies to, or, for a file unlinked while open (fgetxattr after
+    /// unlink), one of its open descriptors.
+    fn xattr_target(&self, ino: u64) -> Result<XattrAt> {
+        match self.node_of_or_root(ino) {
+            Ok((_, node)) => Ok(XattrAt::Node(node)),
+            Err(Error::NotFound) => self
+                .open_handle_of(ino)
+                .map(XattrAt::Open)
+                .ok_or(Error::NotFound),
+            Err(e) => Err(e),
+        }
+    }
+
     /// getxattr; `user.redirfs.target` answers where the node really lives.
     ///
     /// # Errors
     /// ENODATA when absent; the OS error otherwise.
     pub fn getxattr(&self, ino: u64, name: &OsStr, size: u32) -> Result<Vec<u8>> {
-        let (_, node) = self.node_of_or_root(ino)?;
+        let at = self.xattr_target(ino)?;
         if name == TARGET_XATTR {
-            let v = match node {
-                Node::Link { text, .. } => text.into_os_string().into_vec(),
-                Node::Real(r) => r.path.into_os_string().into_vec(),
-                Node::Synthetic { .. } => {
-                    return Err(Error::Os(std::io::Error::from_raw_os_error(libc::ENODATA)))
-                }
+            let v = match at {
+                XattrAt::Node(Node::Link { text, .. }) => text.into_os_string().into_vec(),
+                XattrAt::Node(Node::Real(r)) => r.path.into_os_string().into_vec(),
+                XattrAt::Node(Node::Synthetic { .. }) | XattrAt::Open(_) => return Err(no_data()),
             };
             return xattr_reply(v, size);
         }
-        match node {
-            Node::Real(r) => Ok(sys::getxattr(&r.path, name, size as usize)?),
-            _ => Err(Error::Os(std::io::Error::from_raw_os_error(libc::ENODATA))),
+        match at {
+            XattrAt::Node(Node::Real(r)) => Ok(sys::getxattr(&r.path, name, size as usize)?),
+            XattrAt::Open(h) => Ok(sys::fgetxattr(&h.file, name, size as usize)?),
+            XattrAt::Node(_) => Err(no_data()),
         }
     }
 
@@ -1473,9 +1559,8 @@ impl Overlay {
     /// # Errors
     /// The OS error.
     pub fn listxattr(&self, ino: u64, size: u32) -> Result<Vec<u8>> {
-        let (_, node) = self.node_of_or_root(ino)?;
-        let list = match &node {
-            Node::Real(r) => {
+        let list = match self.xattr_target(ino)? {
+            XattrAt::Node(Node::Real(r)) => {
                 let n = sys::listxattr(&r.path, 0)?.len();
                 if n == 0 {
                     Vec::new()
@@ -1483,7 +1568,15 @@ impl Overlay {
                     sys::listxattr(&r.path, n)?
                 }
             }
-            _ => Vec::new(),
+            XattrAt::Open(h) => {
+                let n = sys::flistxattr(&h.file, 0)?.len();
+                if n == 0 {
+                    Vec::new()
+                } else {
+                    sys::flistxattr(&h.file, n)?
+                }
+            }
+            XattrAt::Node(_) => Vec::new(),
         };
         xattr_reply(list, size)
     }
@@ -1496,10 +1589,11 @@ impl Overlay {
         if name == TARGET_XATTR {
             return Err(Error::Os(std::io::Error::from_raw_os_error(libc::EPERM)));
         }
-        match self.node_of_or_root(ino)?.1 {
-            Node::Real(r) if r.read_only => Err(Error::ReadOnly),
-            Node::Real(r) => Ok(sys::setxattr(&r.path, name, value, flags)?),
-            _ => Err(Error::Os(std::io::Error::from_raw_os_error(libc::EPERM))),
+        match self.xattr_target(ino)? {
+            XattrAt::Node(Node::Real(r)) if r.read_only => Err(Error::ReadOnly),
+            XattrAt::Node(Node::Real(r)) => Ok(sys::setxattr(&r.path, name, value, flags)?),
+            XattrAt::Open(h) => Ok(sys::fsetxattr(&h.file, name, value, flags)?),
+            XattrAt::Node(_) => Err(Error::Os(std::io::Error::from_raw_os_error(libc::EPERM))),
         }
     }
 
@@ -1511,10 +1605,11 @@ impl Overlay {
         if name == TARGET_XATTR {
             return Err(Error::Os(std::io::Error::from_raw_os_error(libc::EPERM)));
         }
-        match self.node_of_or_root(ino)?.1 {
-            Node::Real(r) if r.read_only => Err(Error::ReadOnly),
-            Node::Real(r) => Ok(sys::removexattr(&r.path, name)?),
-            _ => Err(Error::Os(std::io::Error::from_raw_os_error(libc::ENODATA))),
+        match self.xattr_target(ino)? {
+            XattrAt::Node(Node::Real(r)) if r.read_only => Err(Error::ReadOnly),
+            XattrAt::Node(Node::Real(r)) => Ok(sys::removexattr(&r.path, name)?),
+            XattrAt::Open(h) => Ok(sys::fremovexattr(&h.file, name)?),
+            XattrAt::Node(_) => Err(no_data()),
         }
     }
 
@@ -1534,6 +1629,36 @@ impl Overlay {
             Node::Synthetic { .. } | Node::Link { .. } => Ok(()),
         }
     }
+}
+
+/// The mode a regular file keeps once a write by `w` has dropped its privileges, by Linux's rules
+/// for a caller without CAP_FSETID: set-user-ID goes; set-group-ID goes when the file is
+/// group-executable, or when `w` is not in the file's group. `None` when nothing changes.
+fn mode_without_privileges(meta: &Metadata, w: Writer) -> Option<u32> {
+    if !meta.file_type().is_file() {
+        return None;
+    }
+    let mode = meta.mode() & 0o7777;
+    let mut kept = mode & !libc::S_ISUID;
+    if mode & libc::S_ISGID != 0
+        && (mode & libc::S_IXGRP != 0
+            || (meta.gid() != w.gid && !sys::process_in_group(w.pid, meta.gid())))
+    {
+        kept &= !libc::S_ISGID;
+    }
+    (kept != mode).then_some(kept)
+}
+
+/// Drops the privileges of the open file `f` as a write by `w` would.
+fn kill_suidgid(f: &File, w: Writer) -> Result<()> {
+    if let Some(mode) = mode_without_privileges(&f.metadata()?, w) {
+        sys::fchmod(f, mode)?;
+    }
+    Ok(())
+}
+
+fn no_data() -> Error {
+    Error::Os(std::io::Error::from_raw_os_error(libc::ENODATA))
 }
 
 fn xattr_reply(v: Vec<u8>, size: u32) -> Result<Vec<u8>> {

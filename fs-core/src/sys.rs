@@ -480,6 +480,85 @@ pub fn removexattr(path: &Path, name: &OsStr) -> io::Result<()> {
     cvt(unsafe { libc::lremovexattr(p.as_ptr(), n.as_ptr()) })
 }
 
+/// fgetxattr(2) into a buffer of `size` bytes (0 asks for the size).
+///
+/// # Errors
+/// The OS error.
+pub fn fgetxattr(file: &File, name: &OsStr, size: usize) -> io::Result<Vec<u8>> {
+    let n = xname(name)?;
+    let mut buf = vec![0u8; size];
+    // SAFETY: buf has `size` writable bytes; n is a valid C string; the descriptor is valid
+    // while `file` is borrowed.
+    let r = cvt_size(unsafe {
+        libc::fgetxattr(file.as_raw_fd(), n.as_ptr(), buf.as_mut_ptr().cast(), size)
+    })?;
+    if size == 0 {
+        return Ok(vec![0u8; r]);
+    }
+    buf.truncate(r);
+    Ok(buf)
+}
+
+/// flistxattr(2) into a buffer of `size` bytes (0 asks for the size).
+///
+/// # Errors
+/// The OS error.
+pub fn flistxattr(file: &File, size: usize) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; size];
+    // SAFETY: buf has `size` writable bytes; the descriptor is valid while borrowed.
+    let r = cvt_size(unsafe { libc::flistxattr(file.as_raw_fd(), buf.as_mut_ptr().cast(), size) })?;
+    if size == 0 {
+        return Ok(vec![0u8; r]);
+    }
+    buf.truncate(r);
+    Ok(buf)
+}
+
+/// fsetxattr(2).
+///
+/// # Errors
+/// The OS error.
+pub fn fsetxattr(file: &File, name: &OsStr, value: &[u8], flags: i32) -> io::Result<()> {
+    let n = xname(name)?;
+    // SAFETY: value is readable for its length; n is a valid C string; the descriptor is valid
+    // while borrowed.
+    cvt(unsafe {
+        libc::fsetxattr(
+            file.as_raw_fd(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            flags,
+        )
+    })
+}
+
+/// fremovexattr(2).
+///
+/// # Errors
+/// The OS error.
+pub fn fremovexattr(file: &File, name: &OsStr) -> io::Result<()> {
+    let n = xname(name)?;
+    // SAFETY: n is a valid C string; the descriptor is valid while borrowed.
+    cvt(unsafe { libc::fremovexattr(file.as_raw_fd(), n.as_ptr()) })
+}
+
+/// Whether process `pid` has `gid` among its supplementary groups (from /proc/PID/status);
+/// false when that cannot be read.
+pub fn process_in_group(pid: u32, gid: u32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Groups:"))
+        .is_some_and(|groups| {
+            groups
+                .split_whitespace()
+                .any(|g| g.parse::<u32>() == Ok(gid))
+        })
+}
+
 /// fallocate(2).
 ///
 /// # Errors

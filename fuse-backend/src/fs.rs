@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use fs_core::overlay::{Attr, Caller, Class, Handle, Kind, Overlay, SetAttr};
+use fs_core::overlay::{Attr, Caller, Class, Handle, Kind, Overlay, SetAttr, Writer};
 use fs_core::sys::SetTime;
 use fs_core::Error;
 use fuser::{
@@ -66,6 +66,9 @@ pub struct FuseOverlay {
     backings: Mutex<HashMap<u64, Backing>>,
     /// fh -> inode, for handles that hold a passthrough backing.
     backed: Mutex<HashMap<u64, u64>>,
+    /// The kernel agreed to FUSE_HANDLE_KILLPRIV_V2: clearing set-user-ID and set-group-ID after
+    /// unprivileged writes, truncates and chowns is the daemon's job.
+    killpriv: bool,
 }
 
 fn kind(k: Kind) -> FileType {
@@ -139,6 +142,7 @@ impl FuseOverlay {
             passthrough: Arc::new(AtomicBool::new(false)),
             backings: Mutex::new(HashMap::new()),
             backed: Mutex::new(HashMap::new()),
+            killpriv: false,
         }
     }
 
@@ -226,6 +230,29 @@ impl FuseOverlay {
     }
 }
 
+/// Whether a SETATTR under FUSE_HANDLE_KILLPRIV_V2 asks the daemon to drop set-user-ID and
+/// set-group-ID. The kernel says so with FATTR_KILL_SUIDGID on truncates by callers without
+/// CAP_FSETID, which fuser 0.18 does not pass on: a truncate by anyone but root stands for it.
+/// When a write, fallocate or chown(-1, -1) must drop them, the kernel's `file_remove_privs`
+/// sends a SETATTR that changes nothing at all (with KILLPRIV_V2 it leaves the mode to the
+/// daemon): that is the only SETATTR that comes empty.
+fn kills_privileges(set: &SetAttr, uid: u32) -> bool {
+    let empty = set.mode.is_none()
+        && set.uid.is_none()
+        && set.gid.is_none()
+        && set.size.is_none()
+        && set.atime.is_none()
+        && set.mtime.is_none();
+    empty || (set.size.is_some() && set.mode.is_none() && uid != 0)
+}
+
+fn writer(req: &Request) -> Writer {
+    Writer {
+        gid: req.gid(),
+        pid: req.pid(),
+    }
+}
+
 fn writes(flags: i32) -> bool {
     flags & libc::O_ACCMODE != libc::O_RDONLY
 }
@@ -233,15 +260,27 @@ fn writes(flags: i32) -> bool {
 impl Filesystem for FuseOverlay {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         fs_core::sys::set_umask(0);
+        // HANDLE_KILLPRIV_V2: the kernel then marks the superblock SB_NOSEC and stops asking for
+        // security.capability before every write (one GETXATTR round trip per write() otherwise,
+        // passthrough writes included); in exchange the daemon clears set-user-ID and set-group-ID
+        // itself (see `write` and `setattr`). AUTO_INVAL_DATA: the kernel drops a file's cached
+        // pages when it sees its size or mtime change, which lets opens keep the cache
+        // (FOPEN_KEEP_CACHE) and directory listings be cached (FOPEN_CACHE_DIR).
         let wanted = InitFlags::FUSE_DO_READDIRPLUS
             | InitFlags::FUSE_CACHE_SYMLINKS
             | InitFlags::FUSE_PARALLEL_DIROPS
             | InitFlags::FUSE_ASYNC_READ
             | InitFlags::FUSE_BIG_WRITES
-            | InitFlags::FUSE_MAX_PAGES;
+            | InitFlags::FUSE_MAX_PAGES
+            | InitFlags::FUSE_HANDLE_KILLPRIV_V2
+            | InitFlags::FUSE_AUTO_INVAL_DATA;
         let available = config.capabilities() & wanted;
-        if let Err(missing) = config.add_capabilities(available) {
-            log::info!("kernel lacks {missing:?}");
+        if available != wanted {
+            log::info!("kernel lacks {:?}", wanted - available);
+        }
+        match config.add_capabilities(available) {
+            Ok(()) => self.killpriv = available.contains(InitFlags::FUSE_HANDLE_KILLPRIV_V2),
+            Err(refused) => log::info!("kernel refused {refused:?}"),
         }
         if self.tuning.passthrough
             && config.capabilities().contains(InitFlags::FUSE_PASSTHROUGH)
@@ -298,7 +337,7 @@ impl Filesystem for FuseOverlay {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -315,14 +354,18 @@ impl Filesystem for FuseOverlay {
         reply: ReplyAttr,
     ) {
         guarded("setattr", || {
-            let set = SetAttr {
+            let mut set = SetAttr {
                 mode,
                 uid,
                 gid,
                 size,
                 atime: set_time(atime),
                 mtime: set_time(mtime),
+                kill_suidgid: None,
             };
+            if self.killpriv && kills_privileges(&set, req.uid()) {
+                set.kill_suidgid = Some(writer(req));
+            }
             match self.overlay.setattr(ino.0, fh.map(|f| f.0), &set) {
                 Ok(a) => reply.attr(&self.ttl(&a), &file_attr(&a)),
                 Err(e) => reply.error(errno_of(&e)),
@@ -442,7 +485,9 @@ impl Filesystem for FuseOverlay {
                 let backings = self.backings.lock();
                 match backings.get(&h.ino) {
                     Some(b) if backed => reply.opened_passthrough(FileHandle(fh), fopen, &b.id),
-                    _ => reply.opened(FileHandle(fh), fopen),
+                    // Served by the daemon: keep the kernel's page cache across opens, as a local
+                    // file's; FUSE_AUTO_INVAL_DATA drops it when the file changes behind the mount.
+                    _ => reply.opened(FileHandle(fh), fopen | FopenFlags::FOPEN_KEEP_CACHE),
                 }
             }
             Err(e) => reply.error(errno_of(&e)),
@@ -468,19 +513,23 @@ impl Filesystem for FuseOverlay {
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _write_flags: WriteFlags,
+        write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        guarded("write", || match self.overlay.write(fh.0, offset, data) {
-            Ok(n) => reply.written(n as u32),
-            Err(e) => reply.error(errno_of(&e)),
+        let kill = (self.killpriv && write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID))
+            .then(|| writer(req));
+        guarded("write", || {
+            match self.overlay.write(fh.0, offset, data, kill) {
+                Ok(n) => reply.written(n as u32),
+                Err(e) => reply.error(errno_of(&e)),
+            }
         });
     }
 
@@ -527,7 +576,13 @@ impl Filesystem for FuseOverlay {
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         guarded("opendir", || match self.overlay.opendir(ino.0) {
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            // The kernel keeps listings in the directory's page cache and serves later reads of
+            // it without asking: changes through the mount and reloads invalidate it, and with
+            // FUSE_AUTO_INVAL_DATA a changed mtime (a change behind the mount) drops it too.
+            Ok(fh) => reply.opened(
+                FileHandle(fh),
+                FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
+            ),
             Err(e) => reply.error(errno_of(&e)),
         });
     }
@@ -734,7 +789,7 @@ impl Filesystem for FuseOverlay {
                             &attr,
                             Generation(0),
                             FileHandle(fh),
-                            FopenFlags::empty(),
+                            FopenFlags::FOPEN_KEEP_CACHE,
                         ),
                     }
                 }

@@ -1472,6 +1472,56 @@ fn fstat_fchmod_ftruncate_after_unlink_are_not_enoent() {
     });
 }
 
+/// xattr calls on an open file whose last name was unlinked through the mount answered ENOENT;
+/// they now go to the open descriptor, as on a local disk.
+#[test]
+fn fd_xattrs_after_unlink_are_not_enoent() {
+    require_fuse!();
+    each_tuning(|t| {
+        t.check("unlinked_xattr", |d| {
+            let p = d.join("f");
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&p)?;
+            let fd = f.as_raw_fd();
+            let set = |name: &str, v: &[u8]| {
+                res(cvt(unsafe {
+                    libc::fsetxattr(fd, cname(name).as_ptr(), v.as_ptr().cast(), v.len(), 0)
+                }))
+            };
+            let get = |name: &str| {
+                let mut buf = vec![0u8; 64];
+                res(cvt_size(unsafe {
+                    libc::fgetxattr(fd, cname(name).as_ptr(), buf.as_mut_ptr().cast(), 64)
+                })
+                .map(|n| String::from_utf8_lossy(&buf[..n]).into_owned()))
+            };
+            let list = || {
+                let mut buf = vec![0u8; 256];
+                res(
+                    cvt_size(unsafe { libc::flistxattr(fd, buf.as_mut_ptr().cast(), 256) })
+                        .map(|n| String::from_utf8_lossy(&buf[..n]).replace('\0', ",")),
+                )
+            };
+            let mut steps = vec![set("user.before", b"1")];
+            std::fs::remove_file(&p)?;
+            steps.push(get("user.before"));
+            steps.push(set("user.after", b"2"));
+            steps.push(get("user.after"));
+            steps.push(list());
+            steps.push(res(cvt(unsafe {
+                libc::fremovexattr(fd, cname("user.before").as_ptr())
+            })));
+            steps.push(list());
+            steps.push(get("user.missing"));
+            Ok(steps.join(" | "))
+        })
+    });
+}
+
 /// The daemon opened the real file with the caller's O_DIRECT, then served the kernel's reads and
 /// writes from unaligned buffers: EINVAL without passthrough.
 #[test]

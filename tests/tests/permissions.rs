@@ -105,3 +105,110 @@ fn without_allow_other_other_users_are_kept_out() {
 fn sb_root(m: &tests::Mount) -> &std::path::Path {
     m.sandbox().root()
 }
+
+/// The modes a fixed series of writes, truncates and opens leaves on set-user-ID and
+/// set-group-ID files in `dir`, made by root, changed by the test user and then by root.
+fn privileges_after_writes(dir: &std::path::Path) -> Vec<(String, String)> {
+    // (name, mode made with, what the test user does to it)
+    let cases = [
+        ("written", 0o6777, "echo x >> written"),
+        ("truncated", 0o6777, "truncate -s 0 truncated"),
+        ("opened-only", 0o6777, ": >> opened-only"),
+        ("sgid-no-gx", 0o2767, "echo x >> sgid-no-gx"),
+        ("sgid-in-group", 0o2767, "echo x >> sgid-in-group"),
+        ("fallocated", 0o4777, "fallocate -l 8192 fallocated"),
+        (
+            "dd-notrunc",
+            0o4777,
+            "printf y | dd of=dd-notrunc conv=notrunc status=none",
+        ),
+        ("root-writes", 0o6777, ""),
+    ];
+    for (name, mode, _) in cases {
+        let p = dir.join(name);
+        std::fs::write(&p, "data\n").expect("create");
+        if name == "sgid-in-group" {
+            // The test user's own group: set-group-ID without group execute then stays.
+            std::os::unix::fs::chown(&p, None, Some(UID)).expect("chown");
+        }
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+    let script: Vec<&str> = cases
+        .iter()
+        .map(|c| c.2)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let (ok, out) = as_user(dir, &script.join(" && ")).expect("setpriv");
+    assert!(ok, "as uid {UID} in {}: {out}", dir.display());
+    // Root keeps them: it has CAP_FSETID.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join("root-writes"))
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"root\n"))
+        .expect("root writes");
+    cases
+        .iter()
+        .map(|(name, _, _)| {
+            let m = std::fs::metadata(dir.join(name)).expect("stat");
+            (name.to_string(), format!("{:04o}", m.mode() & 0o7777))
+        })
+        .collect()
+}
+
+#[test]
+fn unprivileged_writes_drop_setuid_and_setgid_as_on_a_local_disk() {
+    require_fuse!();
+    if fs_core::sys::geteuid() != 0 {
+        eprintln!("skipped: needs root to act as another user");
+        return;
+    }
+    if which("setpriv").is_none() || which("fallocate").is_none() {
+        eprintln!("skipped: no setpriv or fallocate");
+        return;
+    }
+    let native_sb = Sandbox::new();
+    open_up(&native_sb);
+    let native = privileges_after_writes(&native_sb.dir("native"));
+    // The local disk's own rules, which the mount must reproduce.
+    assert!(
+        native.contains(&("written".into(), "0777".into())),
+        "{native:?}"
+    );
+    assert!(
+        native.contains(&("opened-only".into(), "6777".into())),
+        "{native:?}"
+    );
+    assert!(
+        native.contains(&("sgid-no-gx".into(), "0767".into())),
+        "{native:?}"
+    );
+    assert!(
+        native.contains(&("sgid-in-group".into(), "2767".into())),
+        "{native:?}"
+    );
+    for passthrough in [true, false] {
+        let sb = Sandbox::new();
+        open_up(&sb);
+        for d in ["vol", "base"] {
+            std::fs::set_permissions(sb.dir(d), std::fs::Permissions::from_mode(0o777))
+                .expect("chmod");
+        }
+        let tuning = fuse_backend::Tuning {
+            passthrough,
+            ..fuse_backend::Tuning::default()
+        };
+        let m = sb.mount_with(
+            "base: base\noptions:\n  allow_other: true\nredirections:\n  - path: t\n    target: vol\n    as: transparent\n",
+            tuning,
+        );
+        for dir in ["t", ""] {
+            let through = privileges_after_writes(&m.at(dir));
+            assert_eq!(
+                through,
+                native,
+                "modes through the mount ({}, passthrough {passthrough}) differ from a local disk",
+                if dir.is_empty() { "base" } else { dir }
+            );
+        }
+    }
+}

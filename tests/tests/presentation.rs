@@ -380,3 +380,86 @@ fn hard_links_share_one_inode_number() {
         "data"
     );
 }
+
+/// Polls `f` until it returns true, failing with `what` after a deadline well past the mount's
+/// one-second attribute lifetime.
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn names(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .expect("readdir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// The kernel keeps file pages across opens (FOPEN_KEEP_CACHE without passthrough) and keeps
+/// directory listings (FOPEN_CACHE_DIR): changes through the mount must show at once, and
+/// changes made behind the mount must show once the attribute lifetime has passed.
+#[test]
+fn cached_pages_and_listings_follow_changes_through_and_behind_the_mount() {
+    require_fuse!();
+    for passthrough in [true, false] {
+        let sb = Sandbox::new();
+        sb.file("vol/d/a.txt", "first version\n");
+        let tuning = fuse_backend::Tuning {
+            passthrough,
+            ..fuse_backend::Tuning::default()
+        };
+        let m = sb.mount_with(
+            "redirections:\n  - path: t\n    target: vol\n    as: transparent\n",
+            tuning,
+        );
+        let (dir, file) = (m.at("t/d"), m.at("t/d/a.txt"));
+        // Prime both caches.
+        assert_eq!(names(&dir), ["a.txt"]);
+        assert_eq!(
+            std::fs::read_to_string(&file).expect("read"),
+            "first version\n"
+        );
+        assert_eq!(names(&dir), ["a.txt"]);
+
+        // Through the mount: visible at once.
+        std::fs::write(m.at("t/d/b.txt"), "b").expect("create");
+        assert_eq!(names(&dir), ["a.txt", "b.txt"], "passthrough {passthrough}");
+        std::fs::write(&file, "second version, longer\n").expect("rewrite");
+        assert_eq!(
+            std::fs::read_to_string(&file).expect("read"),
+            "second version, longer\n"
+        );
+        std::fs::remove_file(m.at("t/d/b.txt")).expect("unlink");
+        assert_eq!(names(&dir), ["a.txt"], "passthrough {passthrough}");
+
+        // Behind the mount: visible after the attribute lifetime, with no stale bytes.
+        std::fs::write(m.real("vol/d/c.txt"), "c").expect("create behind");
+        eventually("a file created behind the mount is listed", || {
+            names(&dir) == ["a.txt", "c.txt"]
+        });
+        // Same size, new bytes: only the mtime tells the kernel its pages are stale.
+        let same_size = "SECOND VERSION, LONGER\n";
+        std::fs::write(m.real("vol/d/a.txt"), same_size).expect("rewrite behind");
+        let t = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+        std::fs::File::options()
+            .write(true)
+            .open(m.real("vol/d/a.txt"))
+            .and_then(|f| f.set_modified(t))
+            .expect("set mtime");
+        eventually("bytes rewritten behind the mount are read", || {
+            std::fs::read_to_string(&file).expect("read") == same_size
+        });
+        std::fs::remove_file(m.real("vol/d/c.txt")).expect("unlink behind");
+        eventually("a file removed behind the mount leaves the listing", || {
+            names(&dir) == ["a.txt"]
+        });
+    }
+}
