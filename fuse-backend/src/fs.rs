@@ -253,9 +253,10 @@ fn writer(req: &Request) -> Writer {
     }
 }
 
-fn writes(flags: i32) -> bool {
-    flags & libc::O_ACCMODE != libc::O_RDONLY
-}
+/// No FLUSH request at each close(): the daemon buffers nothing (writes reach the real file
+/// before they are answered, or go to it directly under passthrough, and there is no writeback
+/// cache), so a flush would only cost the closing program a round trip. Locks are the kernel's.
+const NO_FLUSH: FopenFlags = FopenFlags::FOPEN_NOFLUSH;
 
 impl Filesystem for FuseOverlay {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
@@ -476,11 +477,7 @@ impl Filesystem for FuseOverlay {
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         guarded("open", || match self.overlay.open(ino.0, flags.0) {
             Ok((fh, h)) => {
-                let fopen = if writes(flags.0) {
-                    FopenFlags::empty()
-                } else {
-                    FopenFlags::FOPEN_NOFLUSH
-                };
+                let fopen = NO_FLUSH;
                 let backed = self.attach_backing(fh, &h, |f| reply.open_backing(f));
                 let backings = self.backings.lock();
                 match backings.get(&h.ino) {
@@ -781,7 +778,7 @@ impl Filesystem for FuseOverlay {
                             &attr,
                             Generation(0),
                             FileHandle(fh),
-                            FopenFlags::empty(),
+                            NO_FLUSH,
                             &b.id,
                         ),
                         _ => reply.created(
@@ -789,7 +786,7 @@ impl Filesystem for FuseOverlay {
                             &attr,
                             Generation(0),
                             FileHandle(fh),
-                            FopenFlags::FOPEN_KEEP_CACHE,
+                            NO_FLUSH | FopenFlags::FOPEN_KEEP_CACHE,
                         ),
                     }
                 }
