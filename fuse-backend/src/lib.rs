@@ -4,11 +4,14 @@
 //! [`fs_core::Error`] to errno.
 
 #![cfg(unix)]
+// The only unsafe code is fusermount3's socket protocol, in `fusermount`.
+#![deny(unsafe_code)]
 
 mod errno;
 mod fs;
+mod fusermount;
 pub mod mount;
 
 pub use errno::errno_of;
 pub use fs::{FuseOverlay, Tuning};
-pub use mount::{mount, unmount, MountError, Mounted, TableMaker};
+pub use mount::{mount, unmount, MountError, Mounted, TableMaker, Unmounter};

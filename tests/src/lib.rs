@@ -131,7 +131,7 @@ pub struct Mount {
     sandbox: Sandbox,
     mnt: PathBuf,
     overlay: Arc<Overlay>,
-    unmounter: Option<fuser::SessionUnmounter>,
+    unmounter: Option<fuse_backend::Unmounter>,
     server: Option<JoinHandle<std::io::Result<()>>>,
 }
 
