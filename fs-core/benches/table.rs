@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use fs_core::decl::{parse_str, Declaration, Entry, Mountpoint, OnMissing, Options, Presentation};
+use fs_core::decl::{
+    parse_str, parse_str_for, Declaration, Entry, Mountpoint, OnMissing, Options, Presentation,
+};
 use fs_core::yaml::Loc;
 use fs_core::{NameCase, Resolved, SharedTable, Table, VPath};
 
@@ -56,6 +58,7 @@ fn declaration(n: usize, base: Option<&Path>) -> Declaration {
         base: base.map(Path::to_path_buf),
         options: Options::default(),
         entries,
+        case: NameCase::Sensitive,
         diagnostics: Vec::new(),
     }
 }
@@ -136,6 +139,19 @@ fn bench_parse(c: &mut Criterion) {
         b.iter(|| {
             let d = parse_str(Path::new("bench.yaml"), &file, black_box(&missing)).expect("valid");
             assert_eq!(d.warnings().count(), RULES);
+            black_box(d)
+        })
+    });
+    g.bench_function("validate_100k_entries_case_insensitive", |b| {
+        b.iter(|| {
+            let d = parse_str_for(
+                Path::new("bench.yaml"),
+                &file,
+                black_box(&existing),
+                NameCase::Insensitive,
+            )
+            .expect("valid");
+            assert_eq!(d.entries.len(), RULES);
             black_box(d)
         })
     });

@@ -75,7 +75,10 @@ impl fmt::Display for Diagnostic {
 #[derive(Debug, Clone)]
 pub struct Diagnostics {
     file: PathBuf,
-    lines: Vec<String>,
+    source: String,
+    /// Where each line of `source` starts, found when the first diagnostic needs it (most
+    /// declarations have none, and splitting 100,000 entries' lines costs).
+    line_starts: Vec<usize>,
     items: Vec<Diagnostic>,
 }
 
@@ -84,18 +87,44 @@ impl Diagnostics {
     pub fn new(file: &Path, source: &str) -> Diagnostics {
         Diagnostics {
             file: file.to_path_buf(),
-            lines: source.lines().map(str::to_owned).collect(),
+            source: source.to_owned(),
+            line_starts: Vec::new(),
             items: Vec::new(),
         }
     }
 
+    /// Line `n` (1-based) of the source, as [`str::lines`] gives it.
+    fn line(&mut self, n: usize) -> Option<&str> {
+        if self.line_starts.is_empty() && !self.source.is_empty() {
+            self.line_starts = std::iter::once(0)
+                .chain(
+                    self.source
+                        .bytes()
+                        .enumerate()
+                        .filter(|&(_, b)| b == b'\n')
+                        .map(|(i, _)| i + 1),
+                )
+                .filter(|&start| start < self.source.len())
+                .collect();
+        }
+        let i = n.checked_sub(1)?;
+        let start = *self.line_starts.get(i)?;
+        let end = self
+            .line_starts
+            .get(i + 1)
+            .copied()
+            .unwrap_or(self.source.len());
+        let line = self.source.get(start..end)?;
+        // As `str::lines`: a `\n` ends a line, and a `\r` just before it goes with it.
+        Some(match line.strip_suffix('\n') {
+            Some(line) => line.strip_suffix('\r').unwrap_or(line),
+            None => line,
+        })
+    }
+
     /// Records a diagnostic.
     pub fn push(&mut self, severity: Severity, loc: Loc, message: String, help: Option<String>) {
-        let source_line = loc
-            .line
-            .checked_sub(1)
-            .and_then(|i| self.lines.get(i))
-            .cloned();
+        let source_line = self.line(loc.line).map(str::to_owned);
         self.items.push(Diagnostic {
             severity,
             file: self.file.clone(),
@@ -165,3 +194,18 @@ impl fmt::Display for Invalid {
 }
 
 impl std::error::Error for Invalid {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn source_lines_are_those_of_str_lines(text in "[a\r\n]{0,12}", n in 0usize..16) {
+            let mut d = Diagnostics::new(Path::new("f"), &text);
+            let expected = n.checked_sub(1).and_then(|i| text.lines().nth(i));
+            prop_assert_eq!(d.line(n), expected);
+        }
+    }
+}

@@ -42,6 +42,18 @@ pub enum NameCase {
     Insensitive,
 }
 
+impl NameCase {
+    /// How this platform's mounts compare names: WinFsp's case-insensitively, FUSE's byte for
+    /// byte (on macOS too, whatever the volume beneath does).
+    pub const fn host() -> NameCase {
+        if cfg!(windows) {
+            NameCase::Insensitive
+        } else {
+            NameCase::Sensitive
+        }
+    }
+}
+
 /// Per-entry counters: relaxed atomics, so counting costs a few instructions and no lock.
 #[derive(Debug, Default)]
 pub struct EntryCounters {

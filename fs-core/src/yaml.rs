@@ -7,6 +7,8 @@
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
+mod fast;
+
 /// A position in a text file: 1-based line and column (columns count characters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Loc {
@@ -179,10 +181,21 @@ pub const MAX_DEPTH: usize = 64;
 
 /// Parses `text` into its documents.
 ///
+/// The block-style YAML declarations are written in is read by a fast reader of its own; anything
+/// else (and every error) by yaml-rust2. Both give the same nodes.
+///
 /// # Errors
 /// Returns the first syntax error (YAML cannot be read on past one), or the place where
 /// collections nest deeper than [`MAX_DEPTH`].
 pub fn parse(text: &str) -> Result<Vec<Node>, SyntaxError> {
+    match fast::parse(text) {
+        Some(docs) => Ok(docs),
+        None => parse_with_yaml_rust2(text),
+    }
+}
+
+/// [`parse`] through yaml-rust2's events, for any YAML.
+fn parse_with_yaml_rust2(text: &str) -> Result<Vec<Node>, SyntaxError> {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(text);
     // Pull events one at a time rather than through `Parser::load`, which recurses per level.

@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use fs_core::decl::{load_file, parse_str, Declaration, LoadError};
-use fs_core::{Diagnostic, Invalid, Mountpoint, OnMissing, Presentation, Severity};
+use fs_core::decl::{load_file, load_file_for, parse_str, parse_str_for, Declaration, LoadError};
+use fs_core::{Diagnostic, Invalid, Mountpoint, NameCase, OnMissing, Presentation, Severity};
 use tempfile::TempDir;
 
 /// The file name diagnostics show.
@@ -129,9 +129,20 @@ impl Fx {
         parse_str(Path::new(SHOWN), &self.file(), &text)
     }
 
+    /// [`Fx::parse`] for a mount that compares names by `case`.
+    fn parse_for(&self, text: &str, case: NameCase) -> Result<Declaration, Invalid> {
+        let text = text.replace("{T}", &self.root().display().to_string());
+        parse_str_for(Path::new(SHOWN), &self.file(), &text, case)
+    }
+
     /// Parses `text`, which must be invalid; its diagnostics.
     fn invalid(&self, text: &str) -> Vec<D> {
-        match self.parse(text) {
+        self.invalid_for(text, NameCase::host())
+    }
+
+    /// [`Fx::invalid`] for a mount that compares names by `case`.
+    fn invalid_for(&self, text: &str, case: NameCase) -> Vec<D> {
+        match self.parse_for(text, case) {
             Ok(d) => panic!("expected an invalid declaration, got {d:#?}"),
             Err(inv) => {
                 assert!(inv.error_count() >= 1, "Invalid holds at least one error");
@@ -142,7 +153,12 @@ impl Fx {
 
     /// Parses `text`, which must be valid; the declaration and its diagnostics.
     fn valid(&self, text: &str) -> (Declaration, Vec<D>) {
-        match self.parse(text) {
+        self.valid_for(text, NameCase::host())
+    }
+
+    /// [`Fx::valid`] for a mount that compares names by `case`.
+    fn valid_for(&self, text: &str, case: NameCase) -> (Declaration, Vec<D>) {
+        match self.parse_for(text, case) {
             Ok(d) => {
                 let diags = simplify(&d.diagnostics);
                 assert!(diags.iter().all(|d| d.severity != Severity::Error));
@@ -1116,6 +1132,100 @@ fn siblings_sharing_a_prefix_are_not_nested() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Names on a case-insensitive mount (Windows)
+
+const HELP_CASE_TWICE: &str =
+    "keep one of the two entries, or give this one a path that differs in more than case";
+
+fn twice_in_case(path: &str, line: usize, first: &str) -> String {
+    format!("path `{path}` is declared twice (first at line {line}, as `{first}`): names that differ only in case are one name on a case-insensitive mount")
+}
+
+#[test]
+fn paths_that_differ_only_in_case_are_duplicates_on_a_case_insensitive_mount() {
+    let fx = Fx::new();
+    // Folding is the table's: lower case, character by character (`ß` is not `SS`).
+    let text = format!(
+        "{HEAD}redirections:\n  - path: Data\n    target: {{T}}/tgt\n  - path: data\n    target: {{T}}/archive\n  - path: A/b\n    target: {{T}}/tgt\n  - path: ./a//B/\n    target: {{T}}/tgt\n  - path: É/x\n    target: {{T}}/tgt\n  - path: é/X\n    target: {{T}}/tgt\n  - path: Straße\n    target: {{T}}/tgt\n  - path: STRASSE\n    target: {{T}}/tgt\n"
+    );
+    assert_eq!(
+        fx.invalid_for(&text, NameCase::Insensitive),
+        vec![
+            err(6, 11, twice_in_case("data", 4, "Data"), HELP_CASE_TWICE),
+            err(10, 11, twice_in_case("a/B", 8, "A/b"), HELP_CASE_TWICE),
+            err(14, 11, twice_in_case("é/X", 12, "É/x"), HELP_CASE_TWICE),
+        ]
+    );
+    // A case-sensitive mount shows them all.
+    let (d, diags) = fx.valid_for(&text, NameCase::Sensitive);
+    assert_eq!(diags, vec![]);
+    assert_eq!(d.entries.len(), 8);
+    assert_eq!(d.case, NameCase::Sensitive);
+}
+
+#[test]
+fn the_same_spelling_twice_keeps_its_message_on_a_case_insensitive_mount() {
+    let fx = Fx::new();
+    let text = format!(
+        "{HEAD}redirections:\n  - path: Data\n    target: {{T}}/tgt\n  - path: DATA\n    target: {{T}}/tgt\n  - path: Data/\n    target: {{T}}/tgt\n"
+    );
+    assert_eq!(
+        fx.invalid_for(&text, NameCase::Insensitive),
+        vec![
+            err(6, 11, twice_in_case("DATA", 4, "Data"), HELP_CASE_TWICE),
+            err(
+                8,
+                11,
+                "path `Data` is declared twice (first at line 4)",
+                "keep one of the two entries, or give this one another path"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn entries_beneath_a_link_are_found_whatever_the_case_on_a_case_insensitive_mount() {
+    let fx = Fx::new();
+    let text = format!(
+        "{HEAD}redirections:\n  - path: Data\n    target: {{T}}/tgt\n  - path: data/2019\n    target: {{T}}/archive\n  - path: Docs\n    target: {{T}}/tgt\n    as: transparent\n  - path: DOCS/x\n    target: {{T}}/tgt\n"
+    );
+    let (m, h) = beneath("data/2019", "Data", "symlink", 4);
+    assert_eq!(
+        fx.invalid_for(&text, NameCase::Insensitive),
+        vec![err(6, 11, m, h)]
+    );
+    // On a case-sensitive mount `data` is another directory than the link `Data`.
+    let (d, diags) = fx.valid_for(&text, NameCase::Sensitive);
+    assert_eq!(diags, vec![]);
+    assert_eq!(d.entries.len(), 4);
+}
+
+#[test]
+fn a_declaration_remembers_how_it_was_checked() {
+    let fx = Fx::new();
+    let text = format!("{HEAD}redirections:\n  - path: a\n    target: {{T}}/tgt\n");
+    let (d, _) = fx.valid(&text);
+    assert_eq!(d.case, NameCase::host());
+    let (d, _) = fx.valid_for(&text, NameCase::Insensitive);
+    assert_eq!(d.case, NameCase::Insensitive);
+    let file = fx.root().join("decl/case.yaml");
+    std::fs::write(
+        &file,
+        "version: 1\nmountpoint: ../mnt\nredirections:\n  - path: a\n    target: ../tgt\n  - path: A\n    target: ../tgt\n",
+    )
+    .expect("write");
+    match load_file_for(&file, NameCase::Insensitive) {
+        Err(LoadError::Invalid(inv)) => {
+            assert_eq!(inv.error_count(), 1);
+            assert_eq!(inv.diagnostics[0].message, twice_in_case("A", 4, "a"));
+        }
+        other => panic!("expected a duplicate, got {other:?}"),
+    }
+    let d = load_file_for(&file, NameCase::Sensitive).expect("valid");
+    assert_eq!((d.entries.len(), d.case), (2, NameCase::Sensitive));
+}
+
+// ---------------------------------------------------------------------------------------------
 // Targets
 
 fn inside_mountpoint(target: &str, mp: &str) -> String {
@@ -1801,4 +1911,19 @@ fn targets_that_are_symlinks_are_judged_by_what_they_point_to() {
             ),
         ]
     );
+}
+
+/// Regression: a target of 20,000 components exhausted the stack (its parents were resolved
+/// recursively).
+#[test]
+fn a_target_of_thousands_of_components_is_checked_without_exhausting_the_stack() {
+    let fx = Fx::new();
+    let deep = "x/".repeat(20_000);
+    let (d, diags) = fx.valid(&format!(
+        "{HEAD}redirections:\n  - path: a\n    target: {{T}}/{deep}end\n"
+    ));
+    assert_eq!(d.entries.len(), 1);
+    assert_eq!(diags.len(), 1);
+    assert_eq!((diags[0].severity, diags[0].line), (Severity::Warning, 5));
+    assert!(diags[0].message.contains("cannot be reached"));
 }

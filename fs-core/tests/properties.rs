@@ -5,12 +5,15 @@
 //!     positions inside the file, diagnostics in file order).
 //! (b) `Table::resolve` agrees with a naive reference model — a linear scan for the longest
 //!     declared prefix — for random declarations and random paths, case-sensitive and
-//!     case-insensitive.
+//!     case-insensitive; and the declaration checker refuses exactly the entries the model
+//!     assumes away (duplicates and entries beneath links, names compared as the mount does).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use fs_core::decl::{parse_str, Declaration, Entry, Mountpoint, OnMissing, Options, Presentation};
+use fs_core::decl::{
+    parse_str, parse_str_for, Declaration, Entry, Mountpoint, OnMissing, Options, Presentation,
+};
 use fs_core::yaml::Loc;
 use fs_core::{Diagnostic, NameCase, Resolved, Severity, Table, VPath};
 use proptest::prelude::*;
@@ -455,6 +458,7 @@ fn declaration(entries: Vec<Entry>, base: bool) -> Declaration {
         base: base.then(|| PathBuf::from("/base")),
         options: Options::default(),
         entries,
+        case: NameCase::Sensitive,
         diagnostics: Vec::new(),
     }
 }
@@ -583,6 +587,61 @@ proptest! {
         let expected: Vec<_> = entries.iter().map(|e| e.path.clone()).collect();
         prop_assert_eq!(paths, expected);
         check_against_model_for(&decl, queries, case)?;
+    }
+}
+
+/// A declaration of `raw`, all entries as written, targets absent from `scratch()`.
+fn yaml_of(raw: &[RawEntry], base: bool) -> String {
+    let root = scratch();
+    let mut text = format!("version: 1\nmountpoint: {}\n", root.join("mnt").display());
+    if base {
+        text += &format!("base: {}\n", root.join("base").display());
+    }
+    text += "redirections:\n";
+    for (i, (comps, presentation)) in raw.iter().enumerate() {
+        text += &format!(
+            "  - path: \"{}\"\n    target: \"{}\"\n    as: {}\n",
+            comps.join("/"),
+            root.join("tgt").join(format!("t{i}")).display(),
+            presentation
+        );
+    }
+    text
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// The checker refuses exactly the entries the model drops, one error each: a path declared
+    /// before (by the mount's comparison of names), or one beneath a link entry.
+    #[test]
+    fn the_checker_refuses_what_the_model_drops(
+        raw in raw_entries(),
+        base in any::<bool>(),
+        insensitive in any::<bool>(),
+    ) {
+        let case = if insensitive { NameCase::Insensitive } else { NameCase::Sensitive };
+        let kept = valid_entries(raw.clone(), case);
+        let text = yaml_of(&raw, base);
+        let result = parse_str_for(Path::new("app.yaml"), &scratch().join("decl/app.yaml"), &text, case);
+        match result {
+            Ok(decl) => {
+                prop_assert_eq!(kept.len(), raw.len(), "accepted:\n{}", text);
+                prop_assert_eq!(decl.case, case);
+                let paths: Vec<_> = decl.entries.iter().map(|e| e.path.clone()).collect();
+                let expected: Vec<_> = kept.iter().map(|e| e.path.clone()).collect();
+                prop_assert_eq!(paths, expected);
+            }
+            Err(inv) => {
+                prop_assert_eq!(inv.error_count(), raw.len() - kept.len(), "{}\n{}", inv, text);
+                for d in inv.diagnostics.iter().filter(|d| d.severity == Severity::Error) {
+                    prop_assert!(
+                        d.message.contains("is declared twice") || d.message.contains("lies beneath"),
+                        "{}", d
+                    );
+                }
+            }
+        }
     }
 }
 

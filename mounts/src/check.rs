@@ -8,10 +8,11 @@ use fs_core::{NameCase, Table, VPath};
 
 use crate::{EXIT_INVALID, EXIT_USAGE};
 
-pub fn check(files: &[PathBuf]) -> ExitCode {
+/// Checks `files` for a mount that compares names by `case`.
+pub fn check(files: &[PathBuf], case: NameCase) -> ExitCode {
     let mut status = 0u8;
     for file in files {
-        match decl::load_file(file) {
+        match decl::load_file_for(file, case) {
             Ok(d) => {
                 for diag in &d.diagnostics {
                     eprintln!("{diag}");
@@ -50,10 +51,11 @@ pub fn check(files: &[PathBuf]) -> ExitCode {
     ExitCode::from(status)
 }
 
-/// Loads a declaration for a command that acts on it: warnings go to stderr; an invalid or
-/// unreadable file is reported and becomes the exit status (1 invalid, 2 I/O).
-pub fn load(file: &Path) -> Result<decl::Declaration, ExitCode> {
-    match decl::load_file(file) {
+/// Loads a declaration for a command that acts on it, checked for a mount that compares names
+/// by `case`: warnings go to stderr; an invalid or unreadable file is reported and becomes the
+/// exit status (1 invalid, 2 I/O).
+pub fn load(file: &Path, case: NameCase) -> Result<decl::Declaration, ExitCode> {
+    match decl::load_file_for(file, case) {
         Ok(d) => {
             for diag in d.warnings() {
                 eprintln!("{diag}");
@@ -71,8 +73,9 @@ pub fn load(file: &Path) -> Result<decl::Declaration, ExitCode> {
     }
 }
 
-pub fn explain(file: &Path, path: &str) -> ExitCode {
-    let d = match load(file) {
+/// Explains `path` as a mount that compares names by `case` resolves it.
+pub fn explain(file: &Path, path: &str, case: NameCase) -> ExitCode {
+    let d = match load(file, case) {
         Ok(d) => d,
         Err(code) => return code,
     };
@@ -83,7 +86,7 @@ pub fn explain(file: &Path, path: &str) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let table = Table::new(&d, NameCase::Sensitive);
+    let table = Table::new(&d, d.case);
     print!("{}", fs_core::explain::explain(&table, &vpath));
     ExitCode::SUCCESS
 }

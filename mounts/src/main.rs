@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use fs_core::NameCase;
 
 mod check;
 #[cfg(unix)]
@@ -43,12 +44,14 @@ struct Cli {
 enum Command {
     /// Validate declaration files and report every problem with its line and column.
     #[command(
-        after_help = "Example:\n  redirfs check /etc/redirfs/*.yaml\n\nExit status: 0 valid, 1 invalid, 2 usage or I/O error."
+        after_help = "Examples:\n  redirfs check /etc/redirfs/*.yaml\n  redirfs check --case-insensitive win.yaml   # a declaration meant for Windows\n\nExit status: 0 valid, 1 invalid, 2 usage or I/O error."
     )]
     Check {
         /// Declaration files to check.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        #[command(flatten)]
+        names: Names,
     },
     /// Say which rule a virtual path falls under, what it resolves to, and why.
     #[command(after_help = "Example:\n  redirfs explain app.yaml data/2020/report.csv")]
@@ -57,6 +60,8 @@ enum Command {
         file: PathBuf,
         /// A path inside the mount, relative to its root (a leading `/` is allowed).
         path: String,
+        #[command(flatten)]
+        names: Names,
     },
     /// Mount a declaration; returns once the mount is ready (the daemon stays in the background).
     #[cfg(unix)]
@@ -141,6 +146,27 @@ enum Command {
     },
 }
 
+/// How `check` and `explain` compare names.
+#[derive(clap::Args, Debug)]
+struct Names {
+    /// Compare names as a Windows mount does, ignoring case: paths that differ only in case
+    /// (`Data` and `data`) are one path, so declaring both is an error, and `explain` resolves
+    /// them alike. The default on Windows; on Linux and macOS, use it to check a declaration
+    /// meant for Windows.
+    #[arg(long)]
+    case_insensitive: bool,
+}
+
+impl Names {
+    fn case(&self) -> NameCase {
+        if self.case_insensitive {
+            NameCase::Insensitive
+        } else {
+            NameCase::host()
+        }
+    }
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,fuser=error"))
         .format_timestamp(None)
@@ -151,8 +177,8 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { files } => check::check(&files),
-        Command::Explain { file, path } => check::explain(&file, &path),
+        Command::Check { files, names } => check::check(&files, names.case()),
+        Command::Explain { file, path, names } => check::explain(&file, &path, names.case()),
         #[cfg(unix)]
         Command::Mount {
             file,

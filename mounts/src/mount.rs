@@ -5,12 +5,16 @@ use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 
 use fs_core::decl::Mountpoint;
+use fs_core::NameCase;
 use fuse_backend::Tuning;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use crate::daemon::Daemon;
 
 use crate::EXIT_USAGE;
+
+/// How a FUSE mount compares names: byte for byte, as fuse-backend's table does.
+const NAMES: NameCase = NameCase::Sensitive;
 
 /// What the daemon prints on its stdout once the mount is up.
 const READY: &str = "redirfs: ready";
@@ -27,7 +31,7 @@ pub struct Serve {
 }
 
 pub fn mount(file: &Path, foreground: bool, how: Serve) -> ExitCode {
-    let d = match crate::check::load(file) {
+    let d = match crate::check::load(file, NAMES) {
         Ok(d) => d,
         Err(code) => return code,
     };
@@ -286,7 +290,7 @@ pub fn helper_mode() -> Option<ExitCode> {
                 .collect::<Vec<_>>()
         })
         .collect();
-    let d = match crate::check::load(file) {
+    let d = match crate::check::load(file, NAMES) {
         Ok(d) => d,
         Err(code) => return Some(code),
     };

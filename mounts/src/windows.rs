@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use fs_core::NameCase;
 use winfsp_backend::{JunctionMode, MountOptions};
 
 /// Exit status: the mount could not start (WinFsp missing, drive letter in use...).
@@ -27,7 +28,8 @@ pub struct MountArgs {
 
 /// Mounts, serves until Ctrl+C, unmounts.
 pub fn mount(args: &MountArgs) -> ExitCode {
-    let decl = match crate::check::load(&args.file) {
+    // WinFsp compares names case-insensitively: `Data` and `data` are one entry.
+    let decl = match crate::check::load(&args.file, NameCase::Insensitive) {
         Ok(d) => d,
         Err(code) => return code,
     };

@@ -230,6 +230,69 @@ fn check_refuses_a_file_that_is_not_utf8() {
     assert!(stderr(&o).starts_with("latin1.yaml:2:6: error: the file is not valid UTF-8\n"));
 }
 
+/// A declaration meant for Windows: `Data` and `data` are one name there.
+const WINDOWS_CASE: &str = "\
+version: 1
+mountpoint: mnt
+redirections:
+  - path: Data
+    target: archive
+  - path: data
+    target: reports
+";
+
+#[test]
+fn check_case_insensitive_refuses_paths_that_differ_only_in_case() {
+    let fx = Fx::new();
+    fx.write("win.yaml", WINDOWS_CASE);
+    // Here names are compared byte for byte: two entries.
+    let o = fx.run(&["check", "win.yaml"]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    assert_eq!(stdout(&o), "win.yaml: ok: 2 redirections\n");
+    // As on Windows: one name, declared twice.
+    let o = fx.run(&["check", "--case-insensitive", "win.yaml"]);
+    assert_eq!(code(&o), 1);
+    assert_eq!(stdout(&o), "");
+    assert_eq!(
+        stderr(&o),
+        "win.yaml:6:11: error: path `data` is declared twice (first at line 4, as `Data`): names that differ only in case are one name on a case-insensitive mount\n   |\n 6 |   - path: data\n   |           ^\n  help: keep one of the two entries, or give this one a path that differs in more than case\nwin.yaml: invalid: 1 error\n"
+    );
+    let help = stdout(&fx.run(&["check", "--help"]));
+    assert!(help.contains("--case-insensitive"), "{help}");
+    assert!(help.contains("meant for Windows"), "{help}");
+}
+
+#[test]
+fn explain_case_insensitive_resolves_names_whatever_their_case() {
+    let fx = Fx::new();
+    let file = fx.write(
+        "win.yaml",
+        "version: 1\nmountpoint: mnt\nredirections:\n  - path: Data\n    target: archive\n",
+    );
+    let file = file.display().to_string();
+    let o = fx.run(&["explain", "--case-insensitive", &file, "DATA/2019"]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with(&format!(
+            "DATA/2019\n  rule:     `Data` ({file}:4:5, as symlink, on_missing dangling)\n"
+        )),
+        "{}",
+        stdout(&o)
+    );
+    // Byte for byte, `DATA` is no entry.
+    let o = fx.run(&["explain", &file, "DATA/2019"]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("DATA/2019\n  rule:     none"),
+        "{}",
+        stdout(&o)
+    );
+    fx.write("dup.yaml", WINDOWS_CASE);
+    let o = fx.run(&["explain", "--case-insensitive", "dup.yaml", "data"]);
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("is declared twice"), "{}", stderr(&o));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Usage
 

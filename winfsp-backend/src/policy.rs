@@ -434,8 +434,13 @@ redirections:
 
     fn table(base: &Path) -> Table {
         let text = DECL.replace("BASE", &base.display().to_string());
-        let decl = fs_core::decl::parse_str(Path::new("t.yaml"), Path::new("/t.yaml"), &text)
-            .expect("valid declaration");
+        let decl = fs_core::decl::parse_str_for(
+            Path::new("t.yaml"),
+            Path::new("/t.yaml"),
+            &text,
+            NameCase::Insensitive,
+        )
+        .expect("valid declaration");
         Table::new(&decl, NameCase::Insensitive)
     }
 
@@ -610,8 +615,13 @@ redirections:
     fn without_a_base_only_declarations_exist() {
         let text =
             "version: 1\nmountpoint: \"L:\"\nredirections:\n  - path: a/b\n    target: D:\\b\n";
-        let decl = fs_core::decl::parse_str(Path::new("t.yaml"), Path::new("/t.yaml"), text)
-            .expect("valid");
+        let decl = fs_core::decl::parse_str_for(
+            Path::new("t.yaml"),
+            Path::new("/t.yaml"),
+            text,
+            NameCase::Insensitive,
+        )
+        .expect("valid");
         let t = Table::new(&decl, NameCase::Insensitive);
         assert!(matches!(classify(&t, &[], present), Place::Synthetic(_)));
         assert!(matches!(
@@ -737,8 +747,13 @@ redirections:
         let base = tempfile::tempdir().expect("tempdir");
         let text = DECL.replace("BASE", &base.path().display().to_string())
             + "options:\n  read_only: true\n";
-        let decl = fs_core::decl::parse_str(Path::new("t.yaml"), Path::new("/t.yaml"), &text)
-            .expect("valid declaration");
+        let decl = fs_core::decl::parse_str_for(
+            Path::new("t.yaml"),
+            Path::new("/t.yaml"),
+            &text,
+            NameCase::Insensitive,
+        )
+        .expect("valid declaration");
         let t = Table::new(&decl, NameCase::Insensitive);
         assert!(matches!(
             check_write(&t, &classify(&t, &c("plain.txt"), present)),

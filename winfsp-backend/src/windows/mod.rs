@@ -32,6 +32,10 @@ pub enum MountError {
     },
     /// The mountpoint is neither a drive letter nor an absolute local directory.
     Mountpoint(TargetError),
+    /// The declaration was checked for a case-sensitive mount, where paths that differ only in
+    /// case are distinct entries; on a WinFsp mount they would be one, the later silently
+    /// winning.
+    CaseSensitiveDeclaration,
     /// A WinFsp step failed.
     Host {
         /// What was being done.
@@ -56,6 +60,9 @@ impl fmt::Display for MountError {
             }
             MountError::BadTarget { entry, error } => write!(f, "`{entry}`: the target {error}"),
             MountError::Mountpoint(e) => write!(f, "the mountpoint {e}"),
+            MountError::CaseSensitiveDeclaration => f.write_str(
+                "the declaration was checked for a case-sensitive mount; a WinFsp mount ignores case, so load it with `NameCase::Insensitive` (as `redirfs mount` does), which refuses paths that differ only in case",
+            ),
             MountError::Host { step, status } => write!(f, "WinFsp could not {step}: {status}"),
         }
     }
@@ -137,8 +144,12 @@ fn volume_params(decl: &Declaration, opts: &MountOptions) -> VolumeParams {
 /// Checks `decl` for Windows and mounts it; the overlay is served until the handle drops.
 ///
 /// # Errors
-/// [`MountError`]: names or targets Windows cannot use, WinFsp missing, or a WinFsp failure.
+/// [`MountError`]: a declaration not checked for case-insensitive names, names or targets
+/// Windows cannot use, WinFsp missing, or a WinFsp failure.
 pub fn mount(decl: &Declaration, opts: &MountOptions) -> Result<MountHandle, MountError> {
+    if decl.case != NameCase::Insensitive {
+        return Err(MountError::CaseSensitiveDeclaration);
+    }
     let bad = names::invalid_declared_names(decl);
     if !bad.is_empty() {
         return Err(MountError::InvalidNames(bad));
