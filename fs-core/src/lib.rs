@@ -14,6 +14,8 @@ pub mod diff;
 pub mod error;
 pub mod explain;
 #[cfg(unix)]
+mod inodes;
+#[cfg(unix)]
 pub mod overlay;
 #[cfg(unix)]
 pub mod sys;

@@ -6,7 +6,8 @@
 //! (parent inode, name); an operation rebuilds the virtual path from them and resolves it through
 //! the table in force, so a reload takes effect at the next request and renames move whole
 //! subtrees at once. Only open files hold descriptors, so memory and descriptors stay flat while a
-//! program walks millions of files; an inode goes when the kernel forgets its last lookup.
+//! program walks millions of files; an inode goes when the kernel forgets its last lookup. The
+//! inode table itself, compact and indexed by number, key and name, is the `inodes` module.
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
@@ -22,6 +23,7 @@ use parking_lot::RwLock;
 
 use crate::decl::{Entry, OnMissing};
 use crate::error::{Error, Result};
+use crate::inodes::{Inodes, Key};
 use crate::sys::{self, SetTime, StatFs};
 use crate::table::{EntryCounters, Resolved, SharedTable, Table};
 
@@ -30,9 +32,6 @@ pub const ROOT_INO: u64 = 1;
 
 /// The extended attribute that tells where a node really lives.
 pub const TARGET_XATTR: &str = "user.redirfs.target";
-
-/// How many names of one inode (hard links) are remembered.
-const MAX_ALIASES: usize = 8;
 
 /// The kind of a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,72 +193,11 @@ enum XattrAt {
     Open(Arc<Handle>),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Key {
-    /// A real non-directory: hard links share it.
-    Real { dev: u64, ino: u64 },
-    /// A real directory, per tree (a target reached through two entries is two directories).
-    RealDir { dev: u64, ino: u64, tree: Tree },
-    /// A declared link or synthetic directory, by virtual path and whether it is a link (a reload
-    /// may turn one into the other: the kernel must see a new inode, never a changed type).
-    Virtual(Vec<OsString>, bool),
-}
-
 /// Which real tree a node is in.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Tree {
     Base,
     Entry(String),
-}
-
-#[derive(Debug)]
-struct Inode {
-    key: Key,
-    /// (parent, name) pairs this inode is known by; the first is used for paths.
-    names: Vec<(u64, OsString)>,
-    lookups: u64,
-}
-
-#[derive(Debug, Default)]
-struct Inodes {
-    map: HashMap<u64, Inode>,
-    by_key: HashMap<Key, u64>,
-    /// (parent, name) -> the inodes that remember that name, newest last: unlink and rename
-    /// find them without scanning every inode. Usually one; more while an old directory inode of
-    /// a retargeted entry lives on beside the new one (both keep resolving by virtual path).
-    by_name: HashMap<(u64, OsString), Vec<u64>>,
-    next: u64,
-}
-
-impl Inodes {
-    /// Records that `ino` is known by (parent, name).
-    fn bind(&mut self, parent: u64, name: &OsStr, ino: u64) {
-        let holders = self.by_name.entry((parent, name.to_owned())).or_default();
-        holders.retain(|i| *i != ino);
-        holders.push(ino);
-    }
-
-    /// Records that `ino` no longer remembers `alias`.
-    fn release(&mut self, alias: &(u64, OsString), ino: u64) {
-        if let Some(holders) = self.by_name.get_mut(alias) {
-            holders.retain(|i| *i != ino);
-            if holders.is_empty() {
-                self.by_name.remove(alias);
-            }
-        }
-    }
-
-    /// Forgets the name (parent, name) everywhere; returns the inodes that had it.
-    fn unbind(&mut self, parent: u64, name: &OsStr) -> Vec<u64> {
-        let alias = (parent, name.to_owned());
-        let holders = self.by_name.remove(&alias).unwrap_or_default();
-        for ino in &holders {
-            if let Some(inode) = self.map.get_mut(ino) {
-                inode.names.retain(|a| *a != alias);
-            }
-        }
-        holders
-    }
 }
 
 /// What a virtual path is right now.
@@ -341,25 +279,10 @@ fn check_name(name: &OsStr) -> Result<()> {
 impl Overlay {
     /// An overlay over `table`, owned by the user running it.
     pub fn new(table: Table) -> Overlay {
-        let mut inodes = Inodes {
-            next: ROOT_INO + 1,
-            ..Inodes::default()
-        };
-        inodes.map.insert(
-            ROOT_INO,
-            Inode {
-                key: Key::Virtual(Vec::new(), false),
-                names: Vec::new(),
-                lookups: 1,
-            },
-        );
-        inodes
-            .by_key
-            .insert(Key::Virtual(Vec::new(), false), ROOT_INO);
         let uid = sys::geteuid();
         Overlay {
             table: SharedTable::new(table),
-            inodes: RwLock::new(inodes),
+            inodes: RwLock::new(Inodes::new()),
             handles: RwLock::new(HashMap::new()),
             dirs: RwLock::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
@@ -379,7 +302,7 @@ impl Overlay {
 
     /// The number of inodes the kernel holds (for status and leak tests).
     pub fn inode_count(&self) -> usize {
-        self.inodes.read().map.len()
+        self.inodes.read().len()
     }
 
     /// The number of open handles.
@@ -388,28 +311,7 @@ impl Overlay {
     }
 
     fn components(&self, ino: u64) -> Result<Vec<OsString>> {
-        let inodes = self.inodes.read();
-        let mut out = Vec::new();
-        let mut cur = ino;
-        let mut steps = 0usize;
-        while cur != ROOT_INO {
-            let inode = inodes.map.get(&cur).ok_or(Error::NotFound)?;
-            // The newest name whose parent the kernel still holds: a file reached through two
-            // directory inodes (a retargeted entry, hard links) keeps working when one goes.
-            let (parent, name) = inode
-                .names
-                .iter()
-                .find(|(p, _)| *p == ROOT_INO || inodes.map.contains_key(p))
-                .ok_or(Error::NotFound)?;
-            out.push(name.clone());
-            cur = *parent;
-            steps += 1;
-            if steps > 4096 {
-                return Err(Error::Os(std::io::Error::from_raw_os_error(libc::ELOOP)));
-            }
-        }
-        out.reverse();
-        Ok(out)
+        self.inodes.read().path(ino)
     }
 
     fn node(&self, table: &Table, comps: &[OsString]) -> Result<Node> {
@@ -506,12 +408,15 @@ impl Overlay {
         m.map_err(Error::Os)
     }
 
-    fn key_for(&self, meta: &Metadata, r: &RealNode) -> Key {
+    fn key_for<'a>(meta: &Metadata, r: &'a RealNode) -> Key<'a> {
         if meta.is_dir() {
             Key::RealDir {
                 dev: meta.dev(),
                 ino: meta.ino(),
-                tree: r.tree.clone(),
+                tree: match &r.tree {
+                    Tree::Base => None,
+                    Tree::Entry(path) => Some(path),
+                },
             }
         } else {
             Key::Real {
@@ -522,44 +427,8 @@ impl Overlay {
     }
 
     /// Finds or makes the inode for `key` reached as (parent, name); counts a lookup if asked.
-    fn intern(&self, key: Key, parent: u64, name: &OsStr, count: bool) -> u64 {
-        let mut inodes = self.inodes.write();
-        if let Some(&ino) = inodes.by_key.get(&key) {
-            if let Some(inode) = inodes.map.get_mut(&ino) {
-                if count {
-                    inode.lookups += 1;
-                }
-                let alias = (parent, name.to_owned());
-                let mut dropped = None;
-                if let Some(pos) = inode.names.iter().position(|a| *a == alias) {
-                    // Most recently used name first: it is the likeliest to still exist.
-                    inode.names[..=pos].rotate_right(1);
-                } else {
-                    inode.names.insert(0, alias);
-                    if inode.names.len() > MAX_ALIASES {
-                        dropped = inode.names.pop();
-                    }
-                }
-                if let Some(d) = dropped {
-                    inodes.release(&d, ino);
-                }
-                inodes.bind(parent, name, ino);
-                return ino;
-            }
-        }
-        let ino = inodes.next;
-        inodes.next += 1;
-        inodes.by_key.insert(key.clone(), ino);
-        inodes.map.insert(
-            ino,
-            Inode {
-                key,
-                names: vec![(parent, name.to_owned())],
-                lookups: u64::from(count),
-            },
-        );
-        inodes.bind(parent, name, ino);
-        ino
+    fn intern(&self, key: Key<'_>, parent: u64, name: &OsStr, count: bool) -> Result<u64> {
+        self.inodes.write().intern(key, parent, name, count)
     }
 
     fn attr_of(&self, ino: u64, node: &Node) -> Result<Attr> {
@@ -635,12 +504,12 @@ impl Overlay {
         match node {
             Node::Real(r) => {
                 let meta = self.stat_real(r)?;
-                let ino = self.intern(self.key_for(&meta, r), parent, name, count);
+                let ino = self.intern(Self::key_for(&meta, r), parent, name, count)?;
                 Ok(real_attr(ino, &meta))
             }
             Node::Link { .. } | Node::Synthetic { .. } => {
                 let is_link = matches!(node, Node::Link { .. });
-                let ino = self.intern(Key::Virtual(comps.to_vec(), is_link), parent, name, count);
+                let ino = self.intern(Key::Virtual(comps, is_link), parent, name, count)?;
                 self.attr_of(ino, node)
             }
         }
@@ -648,36 +517,11 @@ impl Overlay {
 
     /// Drops `n` lookups of `ino`; the inode goes at zero.
     pub fn forget(&self, ino: u64, n: u64) {
-        if ino == ROOT_INO {
-            return;
-        }
-        let mut inodes = self.inodes.write();
-        let remove = match inodes.map.get_mut(&ino) {
-            Some(inode) => {
-                inode.lookups = inode.lookups.saturating_sub(n);
-                inode.lookups == 0
-            }
-            None => false,
-        };
-        if remove {
-            if let Some(inode) = inodes.map.remove(&ino) {
-                if inodes.by_key.get(&inode.key) == Some(&ino) {
-                    inodes.by_key.remove(&inode.key);
-                }
-                for alias in &inode.names {
-                    inodes.release(alias, ino);
-                }
-            }
-            // After a big walk the kernel forgets in bulk: give the memory back once the maps
-            // are mostly empty, so the daemon's size follows what the kernel holds.
-            let len = inodes.map.len();
-            if inodes.map.capacity() > 4096 && len < inodes.map.capacity() / 8 {
-                inodes.map.shrink_to(len * 2);
-                inodes.by_key.shrink_to(len * 2);
-                inodes.by_name.shrink_to(len * 2);
-                drop(inodes);
-                sys::release_free_memory();
-            }
+        // The table shrinks after a big forget: give the memory back, outside the lock, so the
+        // daemon's size follows what the kernel holds.
+        let shrunk = self.inodes.write().forget(ino, n);
+        if shrunk {
+            sys::release_free_memory();
         }
     }
 
@@ -946,22 +790,9 @@ impl Overlay {
         self.inodes.write().unbind(parent, name);
     }
 
+    /// Moves the alias (parent, name) to (newparent, newname), replacing that name.
     fn move_alias(&self, parent: u64, name: &OsStr, newparent: u64, newname: &OsStr) {
-        let mut inodes = self.inodes.write();
-        for ino in inodes.unbind(parent, name) {
-            let mut dropped = None;
-            if let Some(inode) = inodes.map.get_mut(&ino) {
-                // The moved name becomes the newest: the object is reached there now.
-                inode.names.insert(0, (newparent, newname.to_owned()));
-                if inode.names.len() > MAX_ALIASES {
-                    dropped = inode.names.pop();
-                }
-            }
-            if let Some(d) = dropped {
-                inodes.release(&d, ino);
-            }
-            inodes.bind(newparent, newname, ino);
-        }
+        self.inodes.write().rename(parent, name, newparent, newname);
     }
 
     /// unlink.
@@ -1006,7 +837,6 @@ impl Overlay {
         check_name(newname)?;
         let moved = |r: Result<()>| {
             if r.is_ok() {
-                self.drop_alias(newparent, newname);
                 self.move_alias(parent, name, newparent, newname);
             }
             r
@@ -1033,13 +863,10 @@ impl Overlay {
         }
         sys::rename(&from.path.join(name), &to.path.join(newname), flags)?;
         if flags & libc::RENAME_EXCHANGE != 0 {
-            // Swap the two names' owners.
-            let tmp = OsString::from("\0redirfs-exchange");
-            self.move_alias(parent, name, u64::MAX, &tmp);
-            self.move_alias(newparent, newname, parent, name);
-            self.move_alias(u64::MAX, &tmp, newparent, newname);
+            self.inodes
+                .write()
+                .exchange(parent, name, newparent, newname);
         } else {
-            self.drop_alias(newparent, newname);
             self.move_alias(parent, name, newparent, newname);
         }
         Ok(())
@@ -1231,7 +1058,7 @@ impl Overlay {
             tree_root: false,
             counters: dir.counters.clone(),
         };
-        let ino = self.intern(self.key_for(&meta, &r), parent, name, true);
+        let ino = self.intern(Self::key_for(&meta, &r), parent, name, true)?;
         let counters = r.counters.clone();
         let (fh, h) = self.register(file, ino, counters);
         Ok((real_attr(ino, &meta), fh, h))
@@ -1723,12 +1550,7 @@ fn rewrite_link(r: &RealNode, text: &Path) -> PathBuf {
 impl Overlay {
     /// The inode the kernel holds for a virtual path, if it holds one.
     pub fn known_inode(&self, comps: &[OsString]) -> Option<u64> {
-        let inodes = self.inodes.read();
-        let mut cur = ROOT_INO;
-        for comp in comps {
-            cur = *inodes.by_name.get(&(cur, comp.clone()))?.last()?;
-        }
-        Some(cur)
+        self.inodes.read().find(comps)
     }
 }
 
