@@ -422,11 +422,20 @@ fn xname(name: &OsStr) -> io::Result<CString> {
 pub fn getxattr(path: &Path, name: &OsStr, size: usize) -> io::Result<Vec<u8>> {
     let p = cstr(path)?;
     let n = xname(name)?;
+    // SAFETY: `sized` passes a buffer with `len` writable bytes; p and n are valid C strings.
+    sized(size, |buf, len| unsafe {
+        libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf, len)
+    })
+}
+
+/// An xattr call that fills a buffer of `size` bytes, given to `call` with its length: what it
+/// wrote, or for `size` 0 (a question about the size) that many zero bytes.
+fn sized(
+    size: usize,
+    call: impl FnOnce(*mut libc::c_void, usize) -> libc::ssize_t,
+) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; size];
-    // SAFETY: buf has `size` writable bytes; p and n are valid C strings.
-    let r = cvt_size(unsafe {
-        libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), size)
-    })?;
+    let r = cvt_size(call(buf.as_mut_ptr().cast(), size))?;
     if size == 0 {
         return Ok(vec![0u8; r]);
     }
@@ -440,14 +449,10 @@ pub fn getxattr(path: &Path, name: &OsStr, size: usize) -> io::Result<Vec<u8>> {
 /// The OS error.
 pub fn listxattr(path: &Path, size: usize) -> io::Result<Vec<u8>> {
     let p = cstr(path)?;
-    let mut buf = vec![0u8; size];
-    // SAFETY: buf has `size` writable bytes.
-    let r = cvt_size(unsafe { libc::llistxattr(p.as_ptr(), buf.as_mut_ptr().cast(), size) })?;
-    if size == 0 {
-        return Ok(vec![0u8; r]);
-    }
-    buf.truncate(r);
-    Ok(buf)
+    // SAFETY: `sized` passes a buffer with `len` writable bytes; p is a valid C string.
+    sized(size, |buf, len| unsafe {
+        libc::llistxattr(p.as_ptr(), buf.cast(), len)
+    })
 }
 
 /// lsetxattr(2).
@@ -486,17 +491,11 @@ pub fn removexattr(path: &Path, name: &OsStr) -> io::Result<()> {
 /// The OS error.
 pub fn fgetxattr(file: &File, name: &OsStr, size: usize) -> io::Result<Vec<u8>> {
     let n = xname(name)?;
-    let mut buf = vec![0u8; size];
-    // SAFETY: buf has `size` writable bytes; n is a valid C string; the descriptor is valid
-    // while `file` is borrowed.
-    let r = cvt_size(unsafe {
-        libc::fgetxattr(file.as_raw_fd(), n.as_ptr(), buf.as_mut_ptr().cast(), size)
-    })?;
-    if size == 0 {
-        return Ok(vec![0u8; r]);
-    }
-    buf.truncate(r);
-    Ok(buf)
+    // SAFETY: `sized` passes a buffer with `len` writable bytes; n is a valid C string; the
+    // descriptor is valid while `file` is borrowed.
+    sized(size, |buf, len| unsafe {
+        libc::fgetxattr(file.as_raw_fd(), n.as_ptr(), buf, len)
+    })
 }
 
 /// flistxattr(2) into a buffer of `size` bytes (0 asks for the size).
@@ -504,14 +503,11 @@ pub fn fgetxattr(file: &File, name: &OsStr, size: usize) -> io::Result<Vec<u8>> 
 /// # Errors
 /// The OS error.
 pub fn flistxattr(file: &File, size: usize) -> io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; size];
-    // SAFETY: buf has `size` writable bytes; the descriptor is valid while borrowed.
-    let r = cvt_size(unsafe { libc::flistxattr(file.as_raw_fd(), buf.as_mut_ptr().cast(), size) })?;
-    if size == 0 {
-        return Ok(vec![0u8; r]);
-    }
-    buf.truncate(r);
-    Ok(buf)
+    // SAFETY: `sized` passes a buffer with `len` writable bytes; the descriptor is valid while
+    // borrowed.
+    sized(size, |buf, len| unsafe {
+        libc::flistxattr(file.as_raw_fd(), buf.cast(), len)
+    })
 }
 
 /// fsetxattr(2).

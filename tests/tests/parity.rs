@@ -77,6 +77,16 @@ fn each_tuning(f: impl Fn(&Twin)) {
     f(&Twin::with(daemon_io, "passthrough off"));
 }
 
+/// A new (or emptied) file, open for reading and writing.
+fn new_rw(p: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(p)
+}
+
 /// The summary of an operation: its result, or its errno.
 fn outcome(r: io::Result<String>) -> String {
     match r {
@@ -898,12 +908,7 @@ fn fallocate_modes() {
     each_tuning(|t| {
         t.check("fallocate", |d| {
             let p = d.join("f");
-            let f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&p)?;
+            let f = new_rw(&p)?;
             f.write_all_at(&[1u8; 65536], 0)?;
             let falloc = |mode: i32, off: i64, len: i64| {
                 res(cvt(unsafe {
@@ -950,12 +955,7 @@ fn lseek_data_and_hole_on_a_sparse_file() {
         t.check("sparse", |d| {
             const MIB: i64 = 1 << 20;
             let p = d.join("sparse");
-            let f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&p)?;
+            let f = new_rw(&p)?;
             f.write_all_at(&[7u8; 4096], 0)?;
             f.write_all_at(&[9u8; 4096], MIB as u64)?;
             f.set_len(2 * MIB as u64)?;
@@ -1430,12 +1430,7 @@ fn fstat_fchmod_ftruncate_after_unlink_are_not_enoent() {
     each_tuning(|t| {
         t.check("unlinked_open", |d| {
             let p = d.join("f");
-            let mut f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&p)?;
+            let mut f = new_rw(&p)?;
             f.write_all(b"before")?;
             std::fs::remove_file(&p)?;
             let mut steps = vec![res(std::fs::metadata(&p).map(drop))];
@@ -1480,12 +1475,7 @@ fn fd_xattrs_after_unlink_are_not_enoent() {
     each_tuning(|t| {
         t.check("unlinked_xattr", |d| {
             let p = d.join("f");
-            let f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&p)?;
+            let f = new_rw(&p)?;
             let fd = f.as_raw_fd();
             let set = |name: &str, v: &[u8]| {
                 res(cvt(unsafe {

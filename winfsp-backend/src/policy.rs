@@ -432,16 +432,20 @@ redirections:
     on_missing: hide
 "#;
 
-    fn table(base: &Path) -> Table {
-        let text = DECL.replace("BASE", &base.display().to_string());
+    /// The case-insensitive table of a declaration text, as a Windows mount loads it.
+    fn insensitive_table(text: &str) -> Table {
         let decl = fs_core::decl::parse_str_for(
             Path::new("t.yaml"),
             Path::new("/t.yaml"),
-            &text,
+            text,
             NameCase::Insensitive,
         )
         .expect("valid declaration");
         Table::new(&decl, NameCase::Insensitive)
+    }
+
+    fn table(base: &Path) -> Table {
+        insensitive_table(&DECL.replace("BASE", &base.display().to_string()))
     }
 
     fn c(path: &str) -> Vec<String> {
@@ -615,14 +619,7 @@ redirections:
     fn without_a_base_only_declarations_exist() {
         let text =
             "version: 1\nmountpoint: \"L:\"\nredirections:\n  - path: a/b\n    target: D:\\b\n";
-        let decl = fs_core::decl::parse_str_for(
-            Path::new("t.yaml"),
-            Path::new("/t.yaml"),
-            text,
-            NameCase::Insensitive,
-        )
-        .expect("valid");
-        let t = Table::new(&decl, NameCase::Insensitive);
+        let t = insensitive_table(text);
         assert!(matches!(classify(&t, &[], present), Place::Synthetic(_)));
         assert!(matches!(
             classify(&t, &c("A"), present),
@@ -747,14 +744,7 @@ redirections:
         let base = tempfile::tempdir().expect("tempdir");
         let text = DECL.replace("BASE", &base.path().display().to_string())
             + "options:\n  read_only: true\n";
-        let decl = fs_core::decl::parse_str_for(
-            Path::new("t.yaml"),
-            Path::new("/t.yaml"),
-            &text,
-            NameCase::Insensitive,
-        )
-        .expect("valid declaration");
-        let t = Table::new(&decl, NameCase::Insensitive);
+        let t = insensitive_table(&text);
         assert!(matches!(
             check_write(&t, &classify(&t, &c("plain.txt"), present)),
             Err(Error::ReadOnly)

@@ -202,20 +202,22 @@ impl<'t> Reader<'t> {
     /// of its own: a sequence or a mapping. A scalar alone on its line gives up (it might go on
     /// over the next lines).
     fn node(&mut self, line: Line<'t>, off: usize, depth: usize) -> R<Node> {
-        if depth > MAX_DEPTH {
-            return Err(Bail);
-        }
-        if line.dash_at(off) {
-            return self.sequence(line, off, line.loc(off), depth);
-        }
-        match key_at(&line, off)? {
-            Some((key, after)) => self.mapping(line, off, key, after, depth),
-            None => Err(Bail),
-        }
+        self.node_or(line, off, depth, |_, _| Err(Bail))
     }
 
     /// A node that follows `- ` on `line`: a nested sequence, a mapping, or a scalar.
     fn inline_node(&mut self, line: Line<'t>, off: usize, depth: usize) -> R<Node> {
+        self.node_or(line, off, depth, scalar_value)
+    }
+
+    /// A sequence or a mapping starting at byte `off` of `line`, else `otherwise`.
+    fn node_or(
+        &mut self,
+        line: Line<'t>,
+        off: usize,
+        depth: usize,
+        otherwise: impl FnOnce(&Line<'t>, usize) -> R<Node>,
+    ) -> R<Node> {
         if depth > MAX_DEPTH {
             return Err(Bail);
         }
@@ -224,7 +226,7 @@ impl<'t> Reader<'t> {
         }
         match key_at(&line, off)? {
             Some((key, after)) => self.mapping(line, off, key, after, depth),
-            None => scalar_value(&line, off),
+            None => otherwise(&line, off),
         }
     }
 
