@@ -30,6 +30,9 @@ pub enum Error {
     InvalidArgument,
     /// The operation is not supported on this object.
     Unsupported,
+    /// The operation is not permitted on this kind of object (e.g. a hard link to a synthetic
+    /// directory).
+    NotPermitted,
     /// An error from the operating system, with its raw code.
     Os(io::Error),
 }
@@ -63,6 +66,7 @@ impl fmt::Display for Error {
             Error::InvalidName => f.write_str("invalid name"),
             Error::InvalidArgument => f.write_str("invalid argument"),
             Error::Unsupported => f.write_str("not supported"),
+            Error::NotPermitted => f.write_str("operation not permitted"),
             Error::Os(e) => e.fmt(f),
         }
     }

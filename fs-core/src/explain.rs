@@ -3,7 +3,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::decl::{Entry, OnMissing};
+use crate::decl::{Entry, OnMissing, Presentation};
+use crate::place::{self, Place, StdHost};
 use crate::table::{Resolved, Table};
 use crate::vpath::VPath;
 
@@ -44,12 +45,32 @@ fn missing_effect(e: &Entry) -> &'static str {
     }
 }
 
-/// Explains in a few lines where `path` goes in `table`.
+/// Explains in a few lines where `path` goes in `table`, as the mount decides it
+/// ([`crate::place::classify`] on the local filesystems).
 pub fn explain(table: &Table, path: &VPath) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{path}");
-    match table.resolve_vpath(path) {
-        Resolved::Link(e) => {
+    let comps = path.components();
+    match place::classify(table, &StdHost::posix(), comps) {
+        Place::Link(e) if e.presentation == Presentation::Transparent => {
+            let _ = writeln!(out, "  rule:     {}", rule(table, e));
+            let _ = writeln!(
+                out,
+                "  shows as: a dangling symlink to {}",
+                e.target.display()
+            );
+            let _ = writeln!(out, "  target:   {}", state(&e.target));
+            let _ = writeln!(
+                out,
+                "  why:      the path is a transparent entry whose target is absent"
+            );
+            let _ = writeln!(
+                out,
+                "  note:     the target is absent: {}",
+                missing_effect(e)
+            );
+        }
+        Place::Link(e) => {
             let st = state(&e.target);
             let _ = writeln!(out, "  rule:     {}", rule(table, e));
             let _ = writeln!(
@@ -72,7 +93,7 @@ pub fn explain(table: &Table, path: &VPath) -> String {
                 );
             }
         }
-        Resolved::BeneathLink { entry, real } => {
+        Place::BeneathLink { entry, real } => {
             let _ = writeln!(out, "  rule:     {}", rule(table, entry));
             let _ = writeln!(out, "  resolves: {}", real.display());
             let _ = writeln!(out, "  real:     {}", state(&real));
@@ -84,58 +105,31 @@ pub fn explain(table: &Table, path: &VPath) -> String {
                 entry.target.display()
             );
         }
-        Resolved::Real { real, via, dir } => {
-            // Nothing real here, but entries are declared beneath: the overlay makes the directory.
-            let synthetic = dir.is_some() && state(&real) == "does not exist";
-            match via {
-                Some(e) => {
-                    let _ = writeln!(out, "  rule:     {}", rule(table, e));
-                    let _ = writeln!(out, "  resolves: {}", real.display());
-                    let _ = writeln!(out, "  real:     {}", state(&real));
-                    let why = if e.path == *path {
-                        "the path is a transparent entry: it is the target itself".to_string()
-                    } else {
-                        format!(
-                            "`{}` is the longest declared prefix; transparent entries pass everything beneath through to the target",
-                            e.path
-                        )
-                    };
-                    let _ = writeln!(out, "  why:      {why}");
-                    if e.path == *path && state(&e.target) == "does not exist" {
-                        let _ = writeln!(
-                            out,
-                            "  note:     the target is absent: {}",
-                            missing_effect(e)
-                        );
-                    }
-                }
-                None => {
-                    let _ = writeln!(out, "  rule:     none (no declared entry covers this path)");
-                    let _ = writeln!(out, "  resolves: {} (the base)", real.display());
-                    let _ = writeln!(out, "  real:     {}", state(&real));
-                    let _ = writeln!(
-                        out,
-                        "  why:      paths no entry covers show the base directory's own contents"
-                    );
-                }
-            }
-            if let Some(dir) = dir {
-                if synthetic {
-                    let _ = writeln!(
-                        out,
-                        "  shows as: a synthetic read-only directory, since it exists in neither the base nor a target"
-                    );
-                    let _ = writeln!(out, "  holds:    {}", names(dir.names()));
-                } else {
-                    let _ = writeln!(
-                        out,
-                        "  masks:    declared entries beneath it take precedence: {}",
-                        names(dir.names())
-                    );
-                }
+        Place::Real(r) => {
+            real_lines(&mut out, table, path, &r.real, r.via);
+            if let Some(dir) = r.declared {
+                let _ = writeln!(
+                    out,
+                    "  masks:    declared entries beneath it take precedence: {}",
+                    names(dir.names())
+                );
             }
         }
-        Resolved::Synthetic(dir) => {
+        Place::Synthetic { dir, standin: true } => {
+            // A directory of a tree that the tree lacks: say which tree, then what shows.
+            if let Resolved::Real { real, via, .. } = table.resolve_vpath(path) {
+                real_lines(&mut out, table, path, &real, via);
+            }
+            let _ = writeln!(
+                out,
+                "  shows as: a synthetic read-only directory, since it exists in neither the base nor a target"
+            );
+            let _ = writeln!(out, "  holds:    {}", names(dir.names()));
+        }
+        Place::Synthetic {
+            dir,
+            standin: false,
+        } => {
             let _ = writeln!(out, "  rule:     none; entries are declared beneath it");
             let _ = writeln!(out, "  shows as: a synthetic read-only directory");
             let _ = writeln!(out, "  holds:    {}", names(dir.names()));
@@ -144,16 +138,73 @@ pub fn explain(table: &Table, path: &VPath) -> String {
                 "  why:      no base or target holds this directory, so redirfs makes it to reach the entries beneath"
             );
         }
-        Resolved::Absent => {
-            let _ = writeln!(out, "  rule:     none");
-            let _ = writeln!(out, "  resolves: nothing: the mount has no such path");
+        Place::Absent => match table.resolve_vpath(path) {
+            // A hidden entry: what it would be, and why it is not there.
+            Resolved::Link(e) => {
+                let _ = writeln!(out, "  rule:     {}", rule(table, e));
+                let _ = writeln!(
+                    out,
+                    "  shows as: a {} to {}",
+                    e.presentation,
+                    e.target.display()
+                );
+                let _ = writeln!(out, "  target:   {}", state(&e.target));
+                let _ = writeln!(
+                    out,
+                    "  note:     the target is absent: {}",
+                    missing_effect(e)
+                );
+            }
+            Resolved::Real { real, via, .. } if via.is_some() => {
+                real_lines(&mut out, table, path, &real, via);
+                if let Some(e) = via {
+                    let _ = writeln!(
+                        out,
+                        "  note:     the target is absent: {}",
+                        missing_effect(e)
+                    );
+                }
+            }
+            _ => {
+                let _ = writeln!(out, "  rule:     none");
+                let _ = writeln!(out, "  resolves: nothing: the mount has no such path");
+                let _ = writeln!(
+                    out,
+                    "  why:      no declared entry covers it and the declaration has no `base`"
+                );
+            }
+        },
+    }
+    out
+}
+
+/// Where a real path lies: the entry that covers it, or the base.
+fn real_lines(out: &mut String, table: &Table, path: &VPath, real: &Path, via: Option<&Entry>) {
+    match via {
+        Some(e) => {
+            let _ = writeln!(out, "  rule:     {}", rule(table, e));
+            let _ = writeln!(out, "  resolves: {}", real.display());
+            let _ = writeln!(out, "  real:     {}", state(real));
+            let why = if e.path == *path {
+                "the path is a transparent entry: it is the target itself".to_string()
+            } else {
+                format!(
+                    "`{}` is the longest declared prefix; transparent entries pass everything beneath through to the target",
+                    e.path
+                )
+            };
+            let _ = writeln!(out, "  why:      {why}");
+        }
+        None => {
+            let _ = writeln!(out, "  rule:     none (no declared entry covers this path)");
+            let _ = writeln!(out, "  resolves: {} (the base)", real.display());
+            let _ = writeln!(out, "  real:     {}", state(real));
             let _ = writeln!(
                 out,
-                "  why:      no declared entry covers it and the declaration has no `base`"
+                "  why:      paths no entry covers show the base directory's own contents"
             );
         }
     }
-    out
 }
 
 fn names<'a>(it: impl Iterator<Item = &'a [u8]>) -> String {

@@ -17,6 +17,7 @@ pub mod explain;
 mod inodes;
 #[cfg(unix)]
 pub mod overlay;
+pub mod place;
 #[cfg(unix)]
 pub mod sys;
 pub mod table;

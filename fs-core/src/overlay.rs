@@ -21,11 +21,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::RwLock;
 
-use crate::decl::{Entry, OnMissing};
+use crate::decl::Entry;
 use crate::error::{Error, Result};
 use crate::inodes::{Inodes, Key};
+use crate::place::{self, Creation, Found, Host, Place, RenameFlags, RenamePlan};
 use crate::sys::{self, SetTime, StatFs};
-use crate::table::{EntryCounters, Resolved, SharedTable, Table};
+use crate::table::{Dir, EntryCounters, SharedTable, Table};
 
 /// The root inode's number.
 pub const ROOT_INO: u64 = 1;
@@ -206,11 +207,14 @@ enum Node {
     /// Shown as a symlink with this text.
     Link {
         text: PathBuf,
-        entry: Entry,
         counters: Option<Arc<EntryCounters>>,
     },
-    /// A directory made from the declaration only.
-    Synthetic { declared: Vec<OsString> },
+    /// A directory made from the declaration only; `standin` when it stands in for a directory
+    /// its tree lacks, which may appear at any time.
+    Synthetic {
+        declared: Vec<OsString>,
+        standin: bool,
+    },
     /// A real object.
     Real(RealNode),
 }
@@ -315,66 +319,18 @@ impl Overlay {
     }
 
     fn node(&self, table: &Table, comps: &[OsString]) -> Result<Node> {
-        let resolved = table.resolve(comps.iter().map(|c| c.as_bytes()));
-        let node = match resolved {
-            Resolved::Link(entry) => {
-                if entry.on_missing == OnMissing::Hide && std::fs::metadata(&entry.target).is_err()
-                {
-                    return Err(Error::NotFound);
-                }
-                Node::Link {
-                    text: entry.target.clone(),
-                    entry: entry.clone(),
-                    counters: table.counters(entry).cloned(),
-                }
-            }
-            Resolved::BeneathLink { .. } | Resolved::Absent => return Err(Error::NotFound),
-            Resolved::Synthetic(dir) => Node::Synthetic {
-                declared: dir
-                    .names()
-                    .map(|n| OsStr::from_bytes(n).to_owned())
-                    .collect(),
+        Ok(match place::classify(table, &Local, comps) {
+            Place::Link(entry) => Node::Link {
+                text: entry.target.clone(),
+                counters: table.counters(entry).cloned(),
             },
-            Resolved::Real { real, via, dir } => {
-                let declared: Vec<OsString> = dir
-                    .map(|d| d.names().map(|n| OsStr::from_bytes(n).to_owned()).collect())
-                    .unwrap_or_default();
-                let is_entry = via.is_some_and(|e| e.path.components().len() == comps.len());
-                if let (true, Some(e)) = (is_entry, via) {
-                    if std::fs::metadata(&e.target).is_err() {
-                        match e.on_missing {
-                            OnMissing::Hide => return Err(Error::NotFound),
-                            OnMissing::Dangling | OnMissing::Error => {
-                                return Ok(Node::Link {
-                                    text: e.target.clone(),
-                                    entry: e.clone(),
-                                    counters: table.counters(e).cloned(),
-                                })
-                            }
-                        }
-                    }
-                }
-                let (root, tree) = match via {
-                    Some(e) => (e.target.clone(), Tree::Entry(e.path.to_string())),
-                    None => (
-                        table.base().map(Path::to_path_buf).unwrap_or_default(),
-                        Tree::Base,
-                    ),
-                };
-                let read_only = table.options().read_only || via.is_some_and(|e| e.read_only);
-                Node::Real(RealNode {
-                    path: real,
-                    root,
-                    tree,
-                    read_only,
-                    entry: if is_entry { via.cloned() } else { None },
-                    declared,
-                    tree_root: is_entry || comps.is_empty(),
-                    counters: via.and_then(|e| table.counters(e)).cloned(),
-                })
-            }
-        };
-        Ok(node)
+            Place::Synthetic { dir, standin } => Node::Synthetic {
+                declared: names(dir),
+                standin,
+            },
+            Place::Real(r) => Node::Real(real_node(table, r)),
+            Place::BeneathLink { .. } | Place::Absent => return Err(Error::NotFound),
+        })
     }
 
     fn node_of(&self, ino: u64) -> Result<(Vec<OsString>, Node)> {
@@ -382,21 +338,6 @@ impl Overlay {
         let table = self.table.snapshot();
         let node = self.node(&table, &comps)?;
         Ok((comps, node))
-    }
-
-    /// The real node of a directory that names are created in or removed from.
-    fn writable_dir(&self, parent: u64) -> Result<(Vec<OsString>, RealNode)> {
-        let (comps, node) = self.node_of(parent)?;
-        match node {
-            Node::Real(r) => {
-                if r.read_only {
-                    return Err(Error::ReadOnly);
-                }
-                Ok((comps, r))
-            }
-            Node::Synthetic { .. } => Err(Error::ReadOnly),
-            Node::Link { .. } => Err(Error::NotADirectory),
-        }
     }
 
     fn stat_real(&self, r: &RealNode) -> Result<Metadata> {
@@ -436,9 +377,12 @@ impl Overlay {
             Node::Link { text, .. } => {
                 Ok(self.virtual_attr(ino, Kind::Symlink, text.as_os_str().len() as u64))
             }
-            Node::Synthetic { declared } => {
+            Node::Synthetic { declared, standin } => {
                 let mut a = self.virtual_attr(ino, Kind::Dir, 0);
                 a.nlink = 2 + declared.len() as u32;
+                if *standin {
+                    a.class = Class::Real;
+                }
                 Ok(a)
             }
             Node::Real(r) => {
@@ -569,9 +513,13 @@ impl Overlay {
     /// ReadOnly on read-only nodes; the OS error otherwise.
     pub fn setattr(&self, ino: u64, fh: Option<u64>, set: &SetAttr) -> Result<Attr> {
         let mut h = fh.and_then(|fh| self.handle(fh).ok());
-        let r = match self.node_of(ino) {
-            Ok((_, Node::Real(r))) => Some(r),
-            Ok((_, Node::Link { .. } | Node::Synthetic { .. })) => return Err(Error::ReadOnly),
+        let decided = self.components(ino).and_then(|comps| {
+            let table = self.table.snapshot();
+            place::writable(&place::classify(&table, &Local, &comps))
+                .map(|r| real_node(&table, r.clone()))
+        });
+        let r = match decided {
+            Ok(r) => Some(r),
             // Unlinked while open (fchmod, futimens after unlink): change it through a descriptor.
             Err(Error::NotFound) => {
                 h = h.or_else(|| self.open_handle_of(ino));
@@ -579,9 +527,6 @@ impl Overlay {
             }
             Err(e) => return Err(e),
         };
-        if r.as_ref().is_some_and(|r| r.read_only) {
-            return Err(Error::ReadOnly);
-        }
         let at = match (&h, &r) {
             (Some(h), _) => At::Fd(&h.file),
             (None, Some(r)) => At::Path(&r.path),
@@ -656,14 +601,18 @@ impl Overlay {
         }
     }
 
+    /// The directory a new `name` is made in, as the decision layer places it.
     fn new_name(&self, parent: u64, name: &OsStr) -> Result<(Vec<OsString>, RealNode, PathBuf)> {
-        check_name(name)?;
-        let (comps, dir) = self.writable_dir(parent)?;
-        if dir.declared.iter().any(|d| d == name) {
-            return Err(Error::Exists);
+        let comps = self.components(parent)?;
+        let table = self.table.snapshot();
+        match place::creation(&table, &Local, &comps, name.as_bytes())? {
+            Creation::In(r) => {
+                let dir = real_node(&table, r);
+                let path = dir.path.join(name);
+                Ok((comps, dir, path))
+            }
+            Creation::Declared => Err(Error::Exists),
         }
-        let path = dir.path.join(name);
-        Ok((comps, dir, path))
     }
 
     /// Gives a new object to the caller when the overlay runs as root for other users.
@@ -728,61 +677,12 @@ impl Overlay {
         self.created(parent, name, &comps)
     }
 
-    /// Whether `name` in `dir` is declared; logs the refusal to change it.
-    fn refuse_declared(
-        &self,
-        dir: &[OsString],
-        name: &OsStr,
-        declared: &[OsString],
-        what: &str,
-    ) -> Result<()> {
-        if declared.iter().any(|d| d == name) {
-            let table = self.table.snapshot();
-            let mut c = dir.to_vec();
-            c.push(name.to_owned());
-            let line = match self.node(&table, &c) {
-                Ok(Node::Link { entry, .. }) => Some(entry.loc.line),
-                Ok(Node::Real(RealNode { entry: Some(e), .. })) => Some(e.loc.line),
-                _ => None,
-            };
-            let shown: Vec<String> = c.iter().map(|s| s.to_string_lossy().into_owned()).collect();
-            match line {
-                Some(l) => log::warn!(
-                    "refused to {what} `{}`: it is a redirection declared in {}:{l}; change the declaration instead",
-                    shown.join("/"),
-                    table.file().display()
-                ),
-                None => log::warn!(
-                    "refused to {what} `{}`: redirections are declared beneath it in {}",
-                    shown.join("/"),
-                    table.file().display()
-                ),
-            }
-            return Err(Error::DeclaredEntry);
-        }
-        Ok(())
-    }
-
-    fn parent_for_removal(
-        &self,
-        parent: u64,
-        name: &OsStr,
-        what: &str,
-    ) -> Result<(Vec<OsString>, RealNode)> {
-        check_name(name)?;
-        let (comps, node) = self.node_of(parent)?;
-        let declared = match &node {
-            Node::Real(r) => r.declared.clone(),
-            Node::Synthetic { declared } => declared.clone(),
-            Node::Link { .. } => return Err(Error::NotADirectory),
-        };
-        self.refuse_declared(&comps, name, &declared, what)?;
-        match node {
-            Node::Real(r) if r.read_only => Err(Error::ReadOnly),
-            Node::Real(r) => Ok((comps, r)),
-            Node::Synthetic { .. } => Err(Error::NotFound),
-            Node::Link { .. } => Err(Error::NotADirectory),
-        }
+    /// The real directory `name` is removed or renamed from, as the decision layer allows.
+    fn parent_for_removal(&self, parent: u64, name: &OsStr, what: &str) -> Result<RealNode> {
+        let comps = self.components(parent)?;
+        let table = self.table.snapshot();
+        let dir = place::removal(&table, &Local, &comps, name.as_bytes(), what)?;
+        Ok(real_node(&table, dir))
     }
 
     /// Drops the alias (parent, name) from whatever inode holds it.
@@ -800,7 +700,7 @@ impl Overlay {
     /// # Errors
     /// DeclaredEntry for a declared entry; the OS error otherwise.
     pub fn unlink(&self, parent: u64, name: &OsStr) -> Result<()> {
-        let (_, dir) = self.parent_for_removal(parent, name, "delete")?;
+        let dir = self.parent_for_removal(parent, name, "delete")?;
         sys::unlink(&dir.path.join(name))?;
         self.drop_alias(parent, name);
         Ok(())
@@ -811,7 +711,7 @@ impl Overlay {
     /// # Errors
     /// DeclaredEntry for a declared entry; the OS error otherwise.
     pub fn rmdir(&self, parent: u64, name: &OsStr) -> Result<()> {
-        let (_, dir) = self.parent_for_removal(parent, name, "remove")?;
+        let dir = self.parent_for_removal(parent, name, "remove")?;
         sys::rmdir(&dir.path.join(name))?;
         self.drop_alias(parent, name);
         Ok(())
@@ -833,109 +733,41 @@ impl Overlay {
         newname: &OsStr,
         flags: u32,
     ) -> Result<()> {
-        let (_, from) = self.parent_for_removal(parent, name, "rename")?;
-        check_name(newname)?;
-        let moved = |r: Result<()>| {
-            if r.is_ok() {
+        let flags_seen = RenameFlags {
+            noreplace: flags & libc::RENAME_NOREPLACE != 0,
+            exchange: flags & libc::RENAME_EXCHANGE != 0,
+            whiteout: flags & libc::RENAME_WHITEOUT != 0,
+        };
+        let (from_dir, to_dir) = (self.components(parent)?, self.components(newparent)?);
+        let table = self.table.snapshot();
+        let plan = place::rename(
+            &table,
+            &Local,
+            (&from_dir, name.as_bytes()),
+            (&to_dir, newname.as_bytes()),
+            flags_seen,
+        )?;
+        match plan {
+            RenamePlan::Within { from, to } => {
+                let (from, to) = (from.real.join(name), to.real.join(newname));
+                drop(table);
+                sys::rename(&from, &to, flags)?;
+                if flags & libc::RENAME_EXCHANGE != 0 {
+                    self.inodes
+                        .write()
+                        .exchange(parent, name, newparent, newname);
+                } else {
+                    self.move_alias(parent, name, newparent, newname);
+                }
+            }
+            RenamePlan::ReplaceTarget { from, entry } => {
+                let (src, target) = (from.real.join(name), entry.target.clone());
+                drop(table);
+                replace_target(&src, &target)?;
                 self.move_alias(parent, name, newparent, newname);
             }
-            r
-        };
-        let (newcomps, tonode) = self.node_of(newparent)?;
-        let to = match tonode {
-            Node::Real(r) => r,
-            Node::Synthetic { declared } => {
-                if declared.iter().any(|d| d == newname) {
-                    return moved(self.rename_onto_entry(&from, name, &newcomps, newname, flags));
-                }
-                return Err(Error::ReadOnly);
-            }
-            Node::Link { .. } => return Err(Error::NotADirectory),
-        };
-        if to.declared.iter().any(|d| d == newname) {
-            return moved(self.rename_onto_entry(&from, name, &newcomps, newname, flags));
-        }
-        if to.read_only {
-            return Err(Error::ReadOnly);
-        }
-        if from.tree != to.tree {
-            return Err(Error::CrossDevice);
-        }
-        sys::rename(&from.path.join(name), &to.path.join(newname), flags)?;
-        if flags & libc::RENAME_EXCHANGE != 0 {
-            self.inodes
-                .write()
-                .exchange(parent, name, newparent, newname);
-        } else {
-            self.move_alias(parent, name, newparent, newname);
         }
         Ok(())
-    }
-
-    fn rename_onto_entry(
-        &self,
-        from: &RealNode,
-        name: &OsStr,
-        newdir: &[OsString],
-        newname: &OsStr,
-        flags: u32,
-    ) -> Result<()> {
-        let mut c = newdir.to_vec();
-        c.push(newname.to_owned());
-        let table = self.table.snapshot();
-        let node = self.node(&table, &c);
-        drop(table);
-        let entry = match node {
-            Ok(Node::Real(RealNode {
-                entry: Some(e),
-                read_only,
-                path,
-                ..
-            })) if flags == 0 => {
-                let meta = std::fs::metadata(&path)?;
-                if meta.is_dir() {
-                    return self.refuse_declared(newdir, newname, &[newname.to_owned()], "replace");
-                }
-                if read_only {
-                    return Err(Error::ReadOnly);
-                }
-                e
-            }
-            _ => return self.refuse_declared(newdir, newname, &[newname.to_owned()], "replace"),
-        };
-        let src = from.path.join(name);
-        let src_meta = sys::at_path(&src, |p| std::fs::symlink_metadata(p))?;
-        if src_meta.is_dir() {
-            return Err(Error::IsADirectory);
-        }
-        match sys::rename(&src, &entry.target, 0) {
-            Ok(()) => Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
-                // Copy beside the target, then replace it atomically there.
-                let dir = entry.target.parent().ok_or(Error::CrossDevice)?;
-                let tmp = dir.join(format!(
-                    ".{}.redirfs-save-{}",
-                    entry
-                        .target
-                        .file_name()
-                        .map(|n| n.to_string_lossy())
-                        .unwrap_or_default(),
-                    std::process::id()
-                ));
-                let result = (|| -> std::io::Result<()> {
-                    sys::at_path(&src, |p| std::fs::copy(p, &tmp))?;
-                    let f = File::open(&tmp)?;
-                    f.sync_all()?;
-                    sys::rename(&tmp, &entry.target, 0)?;
-                    sys::unlink(&src)
-                })();
-                if result.is_err() {
-                    let _ = std::fs::remove_file(&tmp);
-                }
-                result.map_err(Error::Os)
-            }
-            Err(e) => Err(Error::Os(e)),
-        }
     }
 
     /// link: a hard link within one tree.
@@ -943,23 +775,14 @@ impl Overlay {
     /// # Errors
     /// CrossDevice between trees; the OS error otherwise.
     pub fn link(&self, ino: u64, newparent: u64, newname: &OsStr) -> Result<Attr> {
-        let (_, node) = self.node_of(ino)?;
-        let src = match node {
-            Node::Real(r) if r.entry.is_none() => r,
-            Node::Real(_) | Node::Link { .. } => return Err(Error::DeclaredEntry),
-            Node::Synthetic { .. } => {
-                return Err(Error::Os(std::io::Error::from_raw_os_error(libc::EPERM)))
-            }
-        };
-        let (comps, dir, path) = self.new_name(newparent, newname)?;
-        if src.read_only {
-            return Err(Error::ReadOnly);
-        }
-        if dir.tree != src.tree {
-            return Err(Error::CrossDevice);
-        }
-        sys::link(&src.path, &path)?;
-        self.created(newparent, newname, &comps)
+        let (comps, dir_comps) = (self.components(ino)?, self.components(newparent)?);
+        let table = self.table.snapshot();
+        let src = place::classify(&table, &Local, &comps);
+        let (src, dir) = place::hard_link(&table, &Local, &src, &dir_comps, newname.as_bytes())?;
+        let (from, to) = (src.real.clone(), dir.real.join(newname));
+        drop(table);
+        sys::link(&from, &to)?;
+        self.created(newparent, newname, &dir_comps)
     }
 
     fn register(
@@ -1027,17 +850,22 @@ impl Overlay {
         flags: i32,
         caller: Caller,
     ) -> Result<(Attr, u64, Arc<Handle>)> {
-        check_name(name)?;
-        let (_, dir) = self.writable_dir(parent)?;
-        if dir.declared.iter().any(|d| d == name) {
-            if flags & libc::O_EXCL != 0 {
-                return Err(Error::Exists);
+        let comps = self.components(parent)?;
+        let table = self.table.snapshot();
+        let dir = match place::creation(&table, &Local, &comps, name.as_bytes())? {
+            Creation::In(r) => real_node(&table, r),
+            Creation::Declared => {
+                drop(table);
+                if flags & libc::O_EXCL != 0 {
+                    return Err(Error::Exists);
+                }
+                // Opening a declared entry with O_CREAT: open what it is.
+                let attr = self.lookup(parent, name)?;
+                let (fh, h) = self.open(attr.ino, flags & !libc::O_CREAT)?;
+                return Ok((attr, fh, h));
             }
-            // Opening a declared entry with O_CREAT: open what it is.
-            let attr = self.lookup(parent, name)?;
-            let (fh, h) = self.open(attr.ino, flags & !libc::O_CREAT)?;
-            return Ok((attr, fh, h));
-        }
+        };
+        drop(table);
         let path = dir.path.join(name);
         let file = sys::open(
             &path,
@@ -1208,7 +1036,7 @@ impl Overlay {
     fn list(&self, comps: &[OsString], node: &Node) -> Result<Vec<DirEntry>> {
         let mut entries = Vec::new();
         let declared = match node {
-            Node::Synthetic { declared } => declared.clone(),
+            Node::Synthetic { declared, .. } => declared.clone(),
             Node::Real(r) => {
                 let rd = sys::at_path(&r.path, |p| std::fs::read_dir(p)).map_err(|e| {
                     if e.raw_os_error() == Some(libc::ENOTDIR) {
@@ -1515,6 +1343,82 @@ fn real_attr(ino: u64, m: &Metadata) -> Attr {
         rdev: m.rdev() as u32,
         blksize: m.blksize() as u32,
         class: Class::Real,
+    }
+}
+
+/// The local filesystems as the decision layer sees them (long paths walked like every other
+/// real path).
+#[derive(Debug)]
+struct Local;
+
+impl Host for Local {
+    fn probe(&self, path: &Path, follow: bool) -> Option<Found> {
+        let m = if follow {
+            sys::at_path(path, |p| std::fs::metadata(p))
+        } else {
+            sys::at_path(path, |p| std::fs::symlink_metadata(p))
+        };
+        m.ok()
+            .map(|m| if m.is_dir() { Found::Dir } else { Found::Other })
+    }
+
+    fn valid_name(&self, name: &[u8]) -> bool {
+        place::posix_name(name)
+    }
+}
+
+/// The declared names of a directory.
+fn names(dir: Dir<'_>) -> Vec<OsString> {
+    dir.names()
+        .map(|n| OsStr::from_bytes(n).to_owned())
+        .collect()
+}
+
+/// What the overlay keeps of a real place for the rest of a request (and for open directories).
+fn real_node(table: &Table, r: place::Real<'_>) -> RealNode {
+    RealNode {
+        root: r.root.to_path_buf(),
+        tree: match r.via {
+            Some(e) => Tree::Entry(e.path.to_string()),
+            None => Tree::Base,
+        },
+        read_only: r.read_only,
+        entry: r.entry().cloned(),
+        declared: r.declared.map(names).unwrap_or_default(),
+        tree_root: r.tree_root,
+        counters: r.via.and_then(|e| table.counters(e)).cloned(),
+        path: r.real,
+    }
+}
+
+/// An editor's atomic save onto a transparent file entry: `src` replaces `target`. Across
+/// filesystems it copies beside the target first, so the replacement stays atomic there.
+fn replace_target(src: &Path, target: &Path) -> Result<()> {
+    match sys::rename(src, target, 0) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+            let dir = target.parent().ok_or(Error::CrossDevice)?;
+            let tmp = dir.join(format!(
+                ".{}.redirfs-save-{}",
+                target
+                    .file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default(),
+                std::process::id()
+            ));
+            let result = (|| -> std::io::Result<()> {
+                sys::at_path(src, |p| std::fs::copy(p, &tmp))?;
+                let f = File::open(&tmp)?;
+                f.sync_all()?;
+                sys::rename(&tmp, target, 0)?;
+                sys::unlink(src)
+            })();
+            if result.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            result.map_err(Error::Os)
+        }
+        Err(e) => Err(Error::Os(e)),
     }
 }
 

@@ -18,6 +18,7 @@ pub fn errno_of(e: &Error) -> Errno {
         Error::InvalidName => Errno::EINVAL,
         Error::InvalidArgument => Errno::EINVAL,
         Error::Unsupported => Errno::ENOTSUP,
+        Error::NotPermitted => Errno::EPERM,
         Error::Os(io) => match io.raw_os_error() {
             Some(code) if code > 0 => Errno::from_i32(code),
             _ => {
@@ -39,6 +40,7 @@ mod tests {
         assert_eq!(errno_of(&Error::DeclaredEntry).code(), libc::EPERM);
         assert_eq!(errno_of(&Error::CrossDevice).code(), libc::EXDEV);
         assert_eq!(errno_of(&Error::ReadOnly).code(), libc::EROFS);
+        assert_eq!(errno_of(&Error::NotPermitted).code(), libc::EPERM);
         let plain = Error::Os(std::io::Error::other("no code"));
         assert_eq!(errno_of(&plain).code(), libc::EIO);
     }

@@ -1,16 +1,21 @@
 //! What a path is in the overlay and what may be done to it, decided without Windows.
 //!
-//! The Windows layer asks [`classify`] what a WinFsp file name stands for, [`plan_link`] how a
-//! link entry shows, and the `check_*` functions whether a change is allowed; then it calls the
-//! operating system or answers. Declared entries are changed in the declaration, never through
-//! the mount: deleting, renaming or replacing one is refused before anything reaches the target.
+//! The rules are fs-core's decision layer ([`fs_core::place`]), the same for Unix and Windows;
+//! this module adds what only Windows has: [`WinHost`] (Windows name rules, targets probed
+//! through reparse points), [`plan_link`] (how a link entry shows: symlink or junction reparse
+//! data) and the `check_*` adapters that take WinFsp's whole paths. The Windows layer asks them,
+//! then calls the operating system or answers. Declared entries are changed in the declaration,
+//! never through the mount: deleting, renaming or replacing one is refused before anything
+//! reaches the target.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 
+use fs_core::place::{self, Creation, Found, Host, RenameFlags, StdHost};
+pub use fs_core::place::{Place, Real, RenamePlan};
 use fs_core::table::Dir;
-use fs_core::{Entry, Error, OnMissing, Presentation, Resolved, Table};
+use fs_core::{Entry, Error, Presentation, Table};
 
 use crate::names::{check_component, TargetError, WinTarget};
 use crate::reparse::ReparsePoint;
@@ -161,220 +166,93 @@ pub fn plan_link(
     })
 }
 
-/// A real object: where it lives and which root it is reached through.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RealAt<'t> {
-    /// The directory it is opened relative to: the base, or a transparent entry's target.
-    pub root: &'t Path,
-    /// The transparent entry it lies in, or `None` for the base.
-    pub via: Option<&'t Entry>,
-    /// The components beneath `root` (empty for the root itself).
-    pub rel: Vec<String>,
-    /// The full real path.
-    pub real: PathBuf,
+/// The host as Windows sees it: `std::fs::metadata` follows symlinks and junctions (so a target
+/// that is a dangling link is absent, as on Unix), and names follow Windows' rules.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WinHost;
+
+/// Whether `name` may name a new object on Windows (see [`check_component`]).
+pub fn windows_name(name: &[u8]) -> bool {
+    std::str::from_utf8(name).is_ok_and(|s| check_component(s).is_ok())
 }
 
-impl RealAt<'_> {
-    /// Whether writes are refused here: the mount or the transparent entry is read-only.
-    pub fn read_only(&self, table: &Table) -> bool {
-        table.options().read_only || self.via.is_some_and(|e| e.read_only)
+impl Host for WinHost {
+    fn probe(&self, path: &Path, follow: bool) -> Option<Found> {
+        StdHost::with_names(windows_name).probe(path, follow)
     }
 
-    /// Whether two objects are reached through the same root (a rename stays inside it).
-    pub fn same_root(&self, other: &RealAt<'_>) -> bool {
-        self.root == other.root
+    fn valid_name(&self, name: &[u8]) -> bool {
+        windows_name(name)
     }
 }
 
-/// What a path in the mount stands for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Place<'t> {
-    /// Exactly a `symlink` or `junction` entry.
-    Link(&'t Entry),
-    /// Beneath a link entry: the kernel follows the link, so the overlay never serves it.
-    BeneathLink(&'t Entry),
-    /// A real object in the base or a transparent target.
-    Real {
-        /// Where it is.
-        at: RealAt<'t>,
-        /// Declared names laid over it, when it is a directory entries are nested in.
-        declared: Option<Dir<'t>>,
-        /// Whether the path is exactly a transparent entry.
-        entry_root: bool,
-    },
-    /// A directory that exists only because entries are declared beneath it.
-    Synthetic(Dir<'t>),
-    /// Nothing here.
-    Absent,
+/// Classifies the path `comps` (names as Windows gave them, any case): fs-core's decision layer.
+pub fn classify<'t>(table: &'t Table, host: &dyn Host, comps: &[String]) -> Place<'t> {
+    place::classify(table, host, comps)
 }
 
-/// Classifies the path `comps` (names as Windows gave them, any case). `exists` says whether a
-/// target is present, for `on_missing: hide` entries, which are absent until it is.
-pub fn classify<'t>(
+/// Whether the object at `comps` may be deleted (set for delete-on-close); the directory it is
+/// deleted from when it may.
+///
+/// # Errors
+/// [`Error::ReadOnly`] for the root; the errors of [`place::removal`].
+pub fn check_delete<'t>(
     table: &'t Table,
+    host: &dyn Host,
     comps: &[String],
-    exists: impl Fn(&Path) -> bool,
-) -> Place<'t> {
-    let hidden = |e: &Entry| e.on_missing == OnMissing::Hide && !exists(&e.target);
-    match table.resolve(comps.iter().map(|c| c.as_bytes())) {
-        Resolved::Link(e) if hidden(e) => Place::Absent,
-        Resolved::Link(e) => Place::Link(e),
-        Resolved::BeneathLink { entry, .. } => Place::BeneathLink(entry),
-        Resolved::Real { real, via, dir } => {
-            let depth = via.map_or(0, |e| e.path.components().len());
-            let entry_root = via.is_some() && depth == comps.len();
-            if entry_root && via.is_some_and(hidden) {
-                return Place::Absent;
-            }
-            let root = match via {
-                Some(e) => e.target.as_path(),
-                None => match table.base() {
-                    Some(b) => b,
-                    None => return Place::Absent,
-                },
-            };
-            Place::Real {
-                at: RealAt {
-                    root,
-                    via,
-                    rel: comps.get(depth..).unwrap_or_default().to_vec(),
-                    real,
-                },
-                declared: dir,
-                entry_root,
-            }
-        }
-        Resolved::Synthetic(dir) => Place::Synthetic(dir),
-        Resolved::Absent => Place::Absent,
+) -> Result<Real<'t>, Error> {
+    match comps.split_last() {
+        None => Err(Error::ReadOnly),
+        Some((name, parent)) => place::removal(table, host, parent, name.as_bytes(), "delete"),
     }
 }
 
-/// Whether the object at `comps` may be deleted (set for delete-on-close).
+/// Whether an object may be created at `comps`; the directory it is created in when it may.
+/// Its path beneath the tree's root is `dir.rel(comps)`.
 ///
 /// # Errors
-/// [`Error::DeclaredEntry`] for entries, synthetic directories and real directories entries are
-/// nested in; [`Error::ReadOnly`] for the root and read-only places; [`Error::NotFound`].
-pub fn check_delete(table: &Table, place: &Place<'_>) -> Result<(), Error> {
-    match place {
-        // The mount's root.
-        Place::Real { at, .. } if at.via.is_none() && at.rel.is_empty() => Err(Error::ReadOnly),
-        Place::Synthetic(dir) if *dir == table.root() => Err(Error::ReadOnly),
-        Place::Link(_) | Place::Synthetic(_) => Err(Error::DeclaredEntry),
-        Place::Real {
-            entry_root: true, ..
-        }
-        | Place::Real {
-            declared: Some(_), ..
-        } => Err(Error::DeclaredEntry),
-        Place::Real { at, .. } if at.read_only(table) => Err(Error::ReadOnly),
-        Place::Real { .. } => Ok(()),
-        Place::BeneathLink(_) | Place::Absent => Err(Error::NotFound),
-    }
-}
-
-/// Whether the object at `place` may be written (data, size, attributes, times, security).
-///
-/// # Errors
-/// [`Error::ReadOnly`] for synthetic directories, links and read-only places;
-/// [`Error::NotFound`].
-pub fn check_write(table: &Table, place: &Place<'_>) -> Result<(), Error> {
-    match place {
-        Place::Real { at, .. } if at.read_only(table) => Err(Error::ReadOnly),
-        Place::Real { .. } => Ok(()),
-        Place::Link(_) | Place::Synthetic(_) => Err(Error::ReadOnly),
-        Place::BeneathLink(_) | Place::Absent => Err(Error::NotFound),
-    }
-}
-
-/// Whether a file or directory may be created at `comps`; where it would be.
-///
-/// # Errors
-/// [`Error::Exists`] for declared names (entries and the directories they nest in),
-/// [`Error::InvalidName`], [`Error::ReadOnly`] in synthetic directories and read-only places,
-/// [`Error::NotFound`] when the parent is absent.
+/// [`Error::Exists`] for declared names; the errors of [`place::creation`].
 pub fn check_create<'t>(
     table: &'t Table,
+    host: &dyn Host,
     comps: &[String],
-    exists: impl Fn(&Path) -> bool,
-) -> Result<RealAt<'t>, Error> {
+) -> Result<Real<'t>, Error> {
     let Some((name, parent)) = comps.split_last() else {
         return Err(Error::Exists);
     };
-    check_component(name).map_err(|_| Error::InvalidName)?;
-    match classify(table, comps, &exists) {
-        Place::Link(_)
-        | Place::Synthetic(_)
-        | Place::Real {
-            entry_root: true, ..
-        }
-        | Place::Real {
-            declared: Some(_), ..
-        } => Err(Error::Exists),
-        Place::Real { at, .. } if at.read_only(table) => Err(Error::ReadOnly),
-        Place::Real { at, .. } => Ok(at),
-        Place::BeneathLink(_) => Err(Error::NotFound),
-        Place::Absent => match classify(table, parent, &exists) {
-            Place::Synthetic(_) => Err(Error::ReadOnly),
-            _ => Err(Error::NotFound),
-        },
+    match place::creation(table, host, parent, name.as_bytes())? {
+        Creation::In(dir) => Ok(dir),
+        Creation::Declared => Err(Error::Exists),
     }
 }
 
-/// Whether `from` may be renamed to `to`; both places when it may.
+/// Whether `from` may be renamed to `to` (`MoveFileEx`, with `replace_if_exists` for
+/// `MOVEFILE_REPLACE_EXISTING`), and how.
 ///
 /// # Errors
-/// [`Error::DeclaredEntry`] when either side is a declared name; [`Error::CrossDevice`] when the
-/// two lie under different roots (another transparent entry, the base, or beyond a link), which
-/// makes `MoveFileEx` copy; [`Error::ReadOnly`]; [`Error::InvalidName`]; [`Error::NotFound`].
+/// [`Error::ReadOnly`] for the root; the errors of [`place::rename`].
 pub fn check_rename<'t>(
     table: &'t Table,
+    host: &dyn Host,
     from: &[String],
     to: &[String],
-    exists: impl Fn(&Path) -> bool,
-) -> Result<(RealAt<'t>, RealAt<'t>), Error> {
-    let src = match classify(table, from, &exists) {
-        Place::Link(_)
-        | Place::Synthetic(_)
-        | Place::Real {
-            entry_root: true, ..
-        }
-        | Place::Real {
-            declared: Some(_), ..
-        } => return Err(Error::DeclaredEntry),
-        Place::Real { at, .. } if at.rel.is_empty() => return Err(Error::ReadOnly),
-        Place::Real { at, .. } => at,
-        Place::BeneathLink(_) | Place::Absent => return Err(Error::NotFound),
-    };
-    if let Some(name) = to.last() {
-        check_component(name).map_err(|_| Error::InvalidName)?;
-    }
-    let dst = match classify(table, to, &exists) {
-        Place::Link(_)
-        | Place::Synthetic(_)
-        | Place::Real {
-            entry_root: true, ..
-        }
-        | Place::Real {
-            declared: Some(_), ..
-        } => return Err(Error::DeclaredEntry),
-        Place::Real { at, .. } if at.rel.is_empty() => return Err(Error::DeclaredEntry),
-        Place::Real { at, .. } => at,
-        Place::BeneathLink(_) => return Err(Error::CrossDevice),
-        Place::Absent => {
-            let parent = to.split_last().map_or(&[][..], |(_, p)| p);
-            return match classify(table, parent, &exists) {
-                Place::Synthetic(_) => Err(Error::ReadOnly),
-                _ => Err(Error::NotFound),
-            };
-        }
-    };
-    if !src.same_root(&dst) {
-        return Err(Error::CrossDevice);
-    }
-    if src.read_only(table) || dst.read_only(table) {
+    replace_if_exists: bool,
+) -> Result<RenamePlan<'t>, Error> {
+    let (Some((from_name, from_parent)), Some((to_name, to_parent))) =
+        (from.split_last(), to.split_last())
+    else {
         return Err(Error::ReadOnly);
-    }
-    Ok((src, dst))
+    };
+    place::rename(
+        table,
+        host,
+        (from_parent, from_name.as_bytes()),
+        (to_parent, to_name.as_bytes()),
+        RenameFlags {
+            noreplace: !replace_if_exists,
+            ..RenameFlags::default()
+        },
+    )
 }
 
 /// The real names a directory listing keeps: those no declared name masks (compared the way the
@@ -455,13 +333,21 @@ redirections:
             .collect()
     }
 
-    fn present(_: &Path) -> bool {
-        true
+    /// Every target and real directory exists, or none does; Windows name rules.
+    struct World(bool);
+
+    impl Host for World {
+        fn probe(&self, _: &Path, _: bool) -> Option<Found> {
+            self.0.then_some(Found::Dir)
+        }
+
+        fn valid_name(&self, name: &[u8]) -> bool {
+            windows_name(name)
+        }
     }
 
-    fn absent(_: &Path) -> bool {
-        false
-    }
+    const PRESENT: World = World(true);
+    const ABSENT: World = World(false);
 
     fn entry<'t>(t: &'t Table, path: &str) -> &'t Entry {
         t.rules()
@@ -556,50 +442,43 @@ redirections:
         let base = tempfile::tempdir().expect("tempdir");
         let t = table(base.path());
         assert!(
-            matches!(classify(&t, &c("DATA"), present), Place::Link(e) if e.path.to_string() == "Data")
+            matches!(classify(&t, &PRESENT, &c("DATA")), Place::Link(e) if e.path.to_string() == "Data")
         );
         assert!(matches!(
-            classify(&t, &c("Apps/tool"), present),
+            classify(&t, &PRESENT, &c("Apps/tool")),
             Place::Link(_)
         ));
         assert!(matches!(
-            classify(&t, &c("data/x.txt"), present),
-            Place::BeneathLink(_)
+            classify(&t, &PRESENT, &c("data/x.txt")),
+            Place::BeneathLink { .. }
         ));
         assert!(matches!(
-            classify(&t, &c("APPS"), present),
-            Place::Real {
-                declared: Some(_),
-                entry_root: false,
-                ..
-            }
+            classify(&t, &PRESENT, &c("APPS")),
+            Place::Real(r) if r.declared.is_some() && !r.tree_root
         ));
-        match classify(&t, &c("docs/Sub/f.txt"), present) {
-            Place::Real { at, entry_root, .. } => {
-                assert!(!entry_root);
+        let p = c("docs/Sub/f.txt");
+        match classify(&t, &PRESENT, &p) {
+            Place::Real(at) => {
+                assert!(!at.tree_root);
                 assert_eq!(at.root, Path::new("E:/docs"));
-                assert_eq!(at.rel, c("Sub/f.txt"));
+                assert_eq!(at.rel(&p), c("Sub/f.txt"));
                 assert_eq!(at.via.map(|e| e.path.to_string()), Some("Docs".to_string()));
             }
             other => panic!("unexpected {other:?}"),
         }
-        match classify(&t, &c("DOCS"), present) {
-            Place::Real {
-                at,
-                entry_root,
-                declared,
-            } => {
-                assert!(entry_root);
-                assert!(at.rel.is_empty());
-                assert!(declared.is_some(), "Docs/Archive is declared inside");
+        match classify(&t, &PRESENT, &c("DOCS")) {
+            Place::Real(at) => {
+                assert!(at.tree_root);
+                assert!(at.rel(&c("DOCS")).is_empty());
+                assert!(at.declared.is_some(), "Docs/Archive is declared inside");
             }
             other => panic!("unexpected {other:?}"),
         }
-        match classify(&t, &c("plain.txt"), present) {
-            Place::Real { at, .. } => {
+        match classify(&t, &PRESENT, &c("plain.txt")) {
+            Place::Real(at) => {
                 assert_eq!(at.root, base.path());
                 assert_eq!(at.via, None);
-                assert_eq!(at.rel, c("plain.txt"));
+                assert_eq!(at.rel(&c("plain.txt")), c("plain.txt"));
             }
             other => panic!("unexpected {other:?}"),
         }
@@ -609,10 +488,13 @@ redirections:
     fn hidden_entries_are_absent_until_their_target_appears() {
         let base = tempfile::tempdir().expect("tempdir");
         let t = table(base.path());
-        assert_eq!(classify(&t, &c("later"), absent), Place::Absent);
-        assert!(matches!(classify(&t, &c("later"), present), Place::Link(_)));
+        assert_eq!(classify(&t, &ABSENT, &c("later")), Place::Absent);
+        assert!(matches!(
+            classify(&t, &PRESENT, &c("later")),
+            Place::Link(_)
+        ));
         // `dangling` entries show whether or not the target is there.
-        assert!(matches!(classify(&t, &c("Data"), absent), Place::Link(_)));
+        assert!(matches!(classify(&t, &ABSENT, &c("Data")), Place::Link(_)));
     }
 
     #[test]
@@ -620,23 +502,26 @@ redirections:
         let text =
             "version: 1\nmountpoint: \"L:\"\nredirections:\n  - path: a/b\n    target: D:\\b\n";
         let t = insensitive_table(text);
-        assert!(matches!(classify(&t, &[], present), Place::Synthetic(_)));
         assert!(matches!(
-            classify(&t, &c("A"), present),
-            Place::Synthetic(_)
+            classify(&t, &PRESENT, &[]),
+            Place::Synthetic { .. }
         ));
-        assert_eq!(classify(&t, &c("other"), present), Place::Absent);
-        assert_eq!(classify(&t, &c("a/other"), present), Place::Absent);
         assert!(matches!(
-            check_create(&t, &c("a/new.txt"), present),
+            classify(&t, &PRESENT, &c("A")),
+            Place::Synthetic { .. }
+        ));
+        assert_eq!(classify(&t, &PRESENT, &c("other")), Place::Absent);
+        assert_eq!(classify(&t, &PRESENT, &c("a/other")), Place::Absent);
+        assert!(matches!(
+            check_create(&t, &PRESENT, &c("a/new.txt")),
             Err(Error::ReadOnly)
         ));
         assert!(matches!(
-            check_create(&t, &c("x/new.txt"), present),
+            check_create(&t, &PRESENT, &c("x/new.txt")),
             Err(Error::NotFound)
         ));
         assert!(matches!(
-            check_delete(&t, &classify(&t, &c("a"), present)),
+            check_delete(&t, &PRESENT, &c("a")),
             Err(Error::DeclaredEntry)
         ));
     }
@@ -646,24 +531,24 @@ redirections:
         let base = tempfile::tempdir().expect("tempdir");
         let t = table(base.path());
         for path in ["Data", "data", "apps/TOOL", "Docs", "apps", "docs/archive"] {
-            let place = classify(&t, &c(path), present);
+            let place = check_delete(&t, &PRESENT, &c(path));
             assert!(
-                matches!(check_delete(&t, &place), Err(Error::DeclaredEntry)),
+                matches!(place, Err(Error::DeclaredEntry)),
                 "{path}: {place:?}"
             );
         }
         assert!(matches!(
-            check_delete(&t, &classify(&t, &[], present)),
+            check_delete(&t, &PRESENT, &[]),
             Err(Error::ReadOnly)
         ));
-        assert!(check_delete(&t, &classify(&t, &c("docs/old.txt"), present)).is_ok());
-        assert!(check_delete(&t, &classify(&t, &c("plain.txt"), present)).is_ok());
+        assert!(check_delete(&t, &PRESENT, &c("docs/old.txt")).is_ok());
+        assert!(check_delete(&t, &PRESENT, &c("plain.txt")).is_ok());
         assert!(matches!(
-            check_delete(&t, &classify(&t, &c("ro/file"), present)),
+            check_delete(&t, &PRESENT, &c("ro/file")),
             Err(Error::ReadOnly)
         ));
         assert!(matches!(
-            check_delete(&t, &classify(&t, &c("data/inside"), present)),
+            check_delete(&t, &PRESENT, &c("data/inside")),
             Err(Error::NotFound)
         ));
     }
@@ -672,7 +557,7 @@ redirections:
     fn entries_cannot_be_renamed_or_replaced() {
         let base = tempfile::tempdir().expect("tempdir");
         let t = table(base.path());
-        let r = |a: &str, b: &str| check_rename(&t, &c(a), &c(b), present).map(|_| ());
+        let r = |a: &str, b: &str| check_rename(&t, &PRESENT, &c(a), &c(b), true).map(|_| ());
         assert!(matches!(r("Data", "Data2"), Err(Error::DeclaredEntry)));
         assert!(matches!(r("Docs", "Docs2"), Err(Error::DeclaredEntry)));
         assert!(matches!(r("apps", "apps2"), Err(Error::DeclaredEntry)));
@@ -711,7 +596,7 @@ redirections:
     fn creation_rules() {
         let base = tempfile::tempdir().expect("tempdir");
         let t = table(base.path());
-        let cr = |p: &str| check_create(&t, &c(p), present).map(|at| at.rel);
+        let cr = |p: &str| check_create(&t, &PRESENT, &c(p)).map(|at| at.rel(&c(p)).to_vec());
         assert_eq!(cr("new.txt").ok(), Some(c("new.txt")));
         assert_eq!(cr("docs/new.txt").ok(), Some(c("new.txt")));
         assert!(matches!(cr("DATA"), Err(Error::Exists)));
@@ -727,14 +612,14 @@ redirections:
     fn writes() {
         let base = tempfile::tempdir().expect("tempdir");
         let t = table(base.path());
-        assert!(check_write(&t, &classify(&t, &c("plain.txt"), present)).is_ok());
-        assert!(check_write(&t, &classify(&t, &c("docs/x"), present)).is_ok());
+        assert!(place::writable(&classify(&t, &PRESENT, &c("plain.txt"))).is_ok());
+        assert!(place::writable(&classify(&t, &PRESENT, &c("docs/x"))).is_ok());
         assert!(matches!(
-            check_write(&t, &classify(&t, &c("ro/x"), present)),
+            place::writable(&classify(&t, &PRESENT, &c("ro/x"))),
             Err(Error::ReadOnly)
         ));
         assert!(matches!(
-            check_write(&t, &classify(&t, &c("data"), present)),
+            place::writable(&classify(&t, &PRESENT, &c("data"))),
             Err(Error::ReadOnly)
         ));
     }
@@ -746,15 +631,15 @@ redirections:
             + "options:\n  read_only: true\n";
         let t = insensitive_table(&text);
         assert!(matches!(
-            check_write(&t, &classify(&t, &c("plain.txt"), present)),
+            place::writable(&classify(&t, &PRESENT, &c("plain.txt"))),
             Err(Error::ReadOnly)
         ));
         assert!(matches!(
-            check_create(&t, &c("new"), present),
+            check_create(&t, &PRESENT, &c("new")),
             Err(Error::ReadOnly)
         ));
         assert!(matches!(
-            check_rename(&t, &c("a"), &c("b"), present),
+            check_rename(&t, &PRESENT, &c("a"), &c("b"), true),
             Err(Error::ReadOnly)
         ));
     }

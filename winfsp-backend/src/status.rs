@@ -159,6 +159,7 @@ pub fn status_of_as(e: &Error, raw: RawOs) -> NtStatus {
         Error::InvalidName => STATUS_OBJECT_NAME_INVALID,
         Error::InvalidArgument => STATUS_INVALID_PARAMETER,
         Error::Unsupported => STATUS_NOT_SUPPORTED,
+        Error::NotPermitted => STATUS_ACCESS_DENIED,
         Error::Os(io) => io_status(io, raw),
     }
 }
@@ -277,6 +278,7 @@ mod tests {
         assert_eq!(s(Error::InvalidName), STATUS_OBJECT_NAME_INVALID);
         assert_eq!(s(Error::InvalidArgument), STATUS_INVALID_PARAMETER);
         assert_eq!(s(Error::Unsupported), STATUS_NOT_SUPPORTED);
+        assert_eq!(s(Error::NotPermitted), STATUS_ACCESS_DENIED);
         assert_eq!(
             s(Error::Os(io::Error::from_raw_os_error(5))),
             STATUS_ACCESS_DENIED

@@ -21,7 +21,7 @@ use crate::guard::{guard, guard_unit};
 use crate::names::{join_relative, split_file_name};
 use crate::policy::{
     check_create, check_delete, check_rename, classify, declared_names, plan_link,
-    visible_real_names, LinkPlan, Place, RealAt,
+    visible_real_names, LinkPlan, Place, Real, RenamePlan, WinHost,
 };
 use crate::status::{
     status_of, NtStatus, STATUS_ACCESS_DENIED, STATUS_BUFFER_TOO_SMALL, STATUS_FILE_IS_A_DIRECTORY,
@@ -51,10 +51,6 @@ const FILE_READ_ATTRIBUTES: u32 = 0x0080;
 /// SYSTEM and Administrators full control, everyone read and execute. Changes are refused by
 /// the overlay whatever it says.
 const MADE_UP_SDDL: &str = "O:BAG:BAD:P(A;;FA;;;SY)(A;;FA;;;BA)(A;;FRFX;;;WD)";
-
-fn exists(p: &Path) -> bool {
-    std::fs::symlink_metadata(p).is_ok()
-}
 
 fn fsp(st: NtStatus) -> FspError {
     FspError::NTSTATUS(st.0)
@@ -189,7 +185,7 @@ impl Overlay {
     }
 
     fn plan(&self, entry: &fs_core::Entry) -> SysResult<LinkPlan> {
-        let is_dir = std::fs::metadata(&entry.target).ok().map(|m| m.is_dir());
+        let is_dir = fs_core::place::link_is_dir(&WinHost, entry);
         plan_link(entry, is_dir, self.junction_mode).map_err(|e| {
             log::warn!("`{}`: target {e}", entry.path);
             STATUS_OBJECT_NAME_NOT_FOUND
@@ -216,7 +212,7 @@ impl Overlay {
     /// Not found: the name, or (when the parent is missing too) the path.
     fn not_found(&self, table: &Table, comps: &[String]) -> NtStatus {
         match comps.split_last() {
-            Some((_, parent)) if !parent.is_empty() => match classify(table, parent, exists) {
+            Some((_, parent)) if !parent.is_empty() => match classify(table, &WinHost, parent) {
                 Place::Absent => STATUS_OBJECT_PATH_NOT_FOUND,
                 _ => STATUS_OBJECT_NAME_NOT_FOUND,
             },
@@ -224,10 +220,17 @@ impl Overlay {
         }
     }
 
-    /// Opens a real object, falling back from `MAXIMUM_ALLOWED` to what was granted.
-    fn open_real(&self, at: &RealAt<'_>, granted: u32, options: u32) -> SysResult<OwnedHandle> {
+    /// Opens the real object `at` (reached as `comps`), falling back from `MAXIMUM_ALLOWED` to
+    /// what was granted.
+    fn open_real(
+        &self,
+        at: &Real<'_>,
+        comps: &[String],
+        granted: u32,
+        options: u32,
+    ) -> SysResult<OwnedHandle> {
         let root = self.root(at.root)?;
-        let rel = join_relative(&at.rel);
+        let rel = join_relative(at.rel(comps));
         let mut req = CreateRequest {
             access: MAXIMUM_ALLOWED | SYNCHRONIZE,
             disposition: FILE_OPEN,
@@ -256,13 +259,14 @@ impl Overlay {
         Ok(h)
     }
 
-    /// A real object opened only to read its attributes (and security, when `security`).
-    fn peek_real(&self, at: &RealAt<'_>, security: bool) -> SysResult<OwnedHandle> {
+    /// The real object `at` (reached as `comps`) opened only to read its attributes (and
+    /// security, when `security`).
+    fn peek_real(&self, at: &Real<'_>, comps: &[String], security: bool) -> SysResult<OwnedHandle> {
         let root = self.root(at.root)?;
         let access = FILE_READ_ATTRIBUTES | if security { READ_CONTROL } else { 0 };
         sys::nt_create(
             &root,
-            &join_relative(&at.rel),
+            &join_relative(at.rel(comps)),
             &CreateRequest {
                 access,
                 disposition: FILE_OPEN,
@@ -300,32 +304,22 @@ impl Overlay {
                 attributes,
             })
         };
-        match classify(&table, &comps, exists) {
+        match classify(&table, &WinHost, &comps) {
             Place::Link(e) => {
                 let plan = self.plan(e)?;
                 made_up(self.link_info(&plan).attributes, sd)
             }
-            Place::Synthetic(_) => made_up(self.synthetic_info().attributes, sd),
-            Place::Real { at, declared, .. } => match self.peek_real(&at, true) {
-                Ok(h) => {
-                    let info = sys::query_info(&h)?;
-                    Ok(FileSecurity {
-                        reparse: false,
-                        sz_security_descriptor: sys::get_security(&h, sd)?,
-                        attributes: info.attributes,
-                    })
-                }
-                // A directory that exists only through the entries nested in it.
-                Err(st)
-                    if declared.is_some()
-                        && (st == STATUS_OBJECT_NAME_NOT_FOUND
-                            || st == STATUS_OBJECT_PATH_NOT_FOUND) =>
-                {
-                    made_up(self.synthetic_info().attributes, sd)
-                }
-                Err(st) => Err(st),
-            },
-            Place::BeneathLink(_) | Place::Absent => Err(self.not_found(&table, &comps)),
+            Place::Synthetic { .. } => made_up(self.synthetic_info().attributes, sd),
+            Place::Real(at) => {
+                let h = self.peek_real(&at, &comps, true)?;
+                let info = sys::query_info(&h)?;
+                Ok(FileSecurity {
+                    reparse: false,
+                    sz_security_descriptor: sys::get_security(&h, sd)?,
+                    attributes: info.attributes,
+                })
+            }
+            Place::BeneathLink { .. } | Place::Absent => Err(self.not_found(&table, &comps)),
         }
     }
 
@@ -338,54 +332,42 @@ impl Overlay {
     ) -> SysResult<Handle> {
         let comps = split_file_name(file_name.as_slice()).map_err(|e| core(&e))?;
         let table = self.table.load();
-        let place = classify(&table, &comps, exists);
         if create_options & FILE_DELETE_ON_CLOSE != 0 {
-            check_delete(&table, &place).map_err(|e| core(&e))?;
+            check_delete(&table, &WinHost, &comps).map_err(|e| core(&e))?;
         }
+        let place = classify(&table, &WinHost, &comps);
         match place {
             Place::Link(e) => {
                 let plan = self.plan(e)?;
                 fill(out.as_mut(), &self.link_info(&plan));
                 Ok(Handle::new(comps, Target::Link))
             }
-            Place::Synthetic(_) => {
+            Place::Synthetic { .. } => {
                 if create_options & FILE_NON_DIRECTORY_FILE != 0 {
                     return Err(STATUS_FILE_IS_A_DIRECTORY);
                 }
                 fill(out.as_mut(), &self.synthetic_info());
                 Ok(Handle::new(comps, Target::Synthetic))
             }
-            Place::Real { at, declared, .. } => {
+            Place::Real(at) => {
                 let options = create_options
                     & (FILE_DIRECTORY_FILE
                         | FILE_NON_DIRECTORY_FILE
                         | FILE_NO_EA_KNOWLEDGE
                         | FILE_DELETE_ON_CLOSE);
-                match self.open_real(&at, granted, options) {
-                    Ok(h) => {
-                        let info = sys::query_info(&h)?;
-                        fill(out.as_mut(), &info);
-                        Ok(Handle::new(
-                            comps,
-                            Target::Real {
-                                file: RwLock::new(Some(h)),
-                                is_dir: info.attributes & attr::FILE_ATTRIBUTE_DIRECTORY != 0,
-                                read_only: at.read_only(&table),
-                            },
-                        ))
-                    }
-                    Err(st)
-                        if declared.is_some()
-                            && (st == STATUS_OBJECT_NAME_NOT_FOUND
-                                || st == STATUS_OBJECT_PATH_NOT_FOUND) =>
-                    {
-                        fill(out.as_mut(), &self.synthetic_info());
-                        Ok(Handle::new(comps, Target::Synthetic))
-                    }
-                    Err(st) => Err(st),
-                }
+                let h = self.open_real(&at, &comps, granted, options)?;
+                let info = sys::query_info(&h)?;
+                fill(out.as_mut(), &info);
+                Ok(Handle::new(
+                    comps,
+                    Target::Real {
+                        file: RwLock::new(Some(h)),
+                        is_dir: info.attributes & attr::FILE_ATTRIBUTE_DIRECTORY != 0,
+                        read_only: at.read_only,
+                    },
+                ))
             }
-            Place::BeneathLink(_) | Place::Absent => Err(self.not_found(&table, &comps)),
+            Place::BeneathLink { .. } | Place::Absent => Err(self.not_found(&table, &comps)),
         }
     }
 
@@ -404,9 +386,9 @@ impl Overlay {
     ) -> SysResult<Handle> {
         let comps = split_file_name(file_name.as_slice()).map_err(|e| core(&e))?;
         let table = self.table.load();
-        let at = check_create(&table, &comps, exists).map_err(|e| core(&e))?;
+        let at = check_create(&table, &WinHost, &comps).map_err(|e| core(&e))?;
         let root = self.root(at.root)?;
-        let rel = join_relative(&at.rel);
+        let rel = join_relative(at.rel(&comps));
         let options = (create_options
             & (FILE_DIRECTORY_FILE
                 | FILE_NON_DIRECTORY_FILE
@@ -459,10 +441,10 @@ impl Overlay {
             return;
         };
         let table = self.table.load();
-        let place = classify(&table, &ctx.path(), exists);
+        let decided = check_delete(&table, &WinHost, &ctx.path());
         let mut slot = file.write().unwrap_or_else(PoisonError::into_inner);
         if let Some(h) = slot.as_ref() {
-            if let Err(e) = check_delete(&table, &place) {
+            if let Err(e) = decided {
                 // The declaration changed under an open handle: keep the object.
                 log::warn!("not deleting `{}`: {e}", ctx.path().join("\\"));
                 let _ = sys::set_delete(h, false);
@@ -498,10 +480,10 @@ impl Overlay {
             add(".", &me)?;
             add("..", &me)?;
         }
-        let declared = match classify(&table, &comps, exists) {
-            Place::Synthetic(dir) => Some(dir),
-            Place::Real { declared, .. } => declared,
-            Place::Link(_) | Place::BeneathLink(_) => return Err(STATUS_NOT_A_DIRECTORY),
+        let declared = match classify(&table, &WinHost, &comps) {
+            Place::Synthetic { dir, .. } => Some(dir),
+            Place::Real(r) => r.declared,
+            Place::Link(_) | Place::BeneathLink { .. } => return Err(STATUS_NOT_A_DIRECTORY),
             Place::Absent => return Err(STATUS_OBJECT_NAME_NOT_FOUND),
         };
         if let Target::Real { .. } = &ctx.target {
@@ -518,19 +500,18 @@ impl Overlay {
             for name in declared_names(dir) {
                 let mut child = comps.clone();
                 child.push(name.clone());
-                let info = match classify(&table, &child, exists) {
+                // One broken entry never breaks the listing: it is left out.
+                let info = match classify(&table, &WinHost, &child) {
                     Place::Link(e) => match self.plan(e) {
                         Ok(plan) => self.link_info(&plan),
                         Err(_) => continue,
                     },
-                    Place::Synthetic(_) => self.synthetic_info(),
-                    Place::Real { at, declared, .. } => match self.peek_real(&at, false) {
+                    Place::Synthetic { .. } => self.synthetic_info(),
+                    Place::Real(at) => match self.peek_real(&at, &child, false) {
                         Ok(h) => sys::query_info(&h)?,
-                        Err(_) if declared.is_some() => self.synthetic_info(),
-                        // A transparent entry whose target is absent shows as nothing.
                         Err(_) => continue,
                     },
-                    Place::BeneathLink(_) | Place::Absent => continue,
+                    Place::BeneathLink { .. } | Place::Absent => continue,
                 };
                 add(&name, &info)?;
             }
@@ -545,7 +526,7 @@ impl Overlay {
         for_resolver: bool,
     ) -> SysResult<u64> {
         let table = self.table.load();
-        match classify(&table, comps, exists) {
+        match classify(&table, &WinHost, comps) {
             Place::Link(e) => {
                 let plan = self.plan(e)?;
                 let rp = if for_resolver {
@@ -557,28 +538,24 @@ impl Overlay {
                     .map(|n| n as u64)
                     .map_err(|_| STATUS_BUFFER_TOO_SMALL)
             }
-            Place::Real { at, .. } => {
-                let h = self.peek_real(&at, false)?;
+            Place::Real(at) => {
+                let h = self.peek_real(&at, comps, false)?;
                 let info = sys::query_info(&h)?;
                 if info.attributes & FILE_ATTRIBUTE_REPARSE_POINT == 0 {
                     return Err(STATUS_NOT_A_REPARSE_POINT);
                 }
                 sys::get_reparse(&h, buffer).map(u64::from)
             }
-            Place::Synthetic(_) => Err(STATUS_NOT_A_REPARSE_POINT),
-            Place::BeneathLink(_) | Place::Absent => Err(self.not_found(&table, comps)),
+            Place::Synthetic { .. } => Err(STATUS_NOT_A_REPARSE_POINT),
+            Place::BeneathLink { .. } | Place::Absent => Err(self.not_found(&table, comps)),
         }
     }
 
     /// Refuses changes to a reparse point on a declared object.
     fn reparse_change(&self, ctx: &Handle) -> SysResult<()> {
         let table = self.table.load();
-        match classify(&table, &ctx.path(), exists) {
-            Place::Real {
-                entry_root: false,
-                declared: None,
-                ..
-            } => ctx.writable(),
+        match classify(&table, &WinHost, &ctx.path()) {
+            Place::Real(r) if !r.tree_root && r.declared.is_none() => ctx.writable(),
             _ => Err(core(&Error::DeclaredEntry)),
         }
     }
@@ -679,7 +656,7 @@ impl FileSystemContext for Overlay {
                 Target::Synthetic => self.synthetic_info(),
                 Target::Link => {
                     let table = self.table.load();
-                    match classify(&table, &context.path(), exists) {
+                    match classify(&table, &WinHost, &context.path()) {
                         Place::Link(e) => self.link_info(&self.plan(e)?),
                         _ => return Err(STATUS_OBJECT_NAME_NOT_FOUND),
                     }
@@ -782,11 +759,27 @@ impl FileSystemContext for Overlay {
             let from = split_file_name(file_name.as_slice()).map_err(|e| core(&e))?;
             let to = split_file_name(new_file_name.as_slice()).map_err(|e| core(&e))?;
             let table = self.table.load();
-            let (_, dst) = check_rename(&table, &from, &to, exists).map_err(|e| core(&e))?;
-            let root = self.root(dst.root)?;
-            context.with_real(|h, _| {
-                sys::rename(h, &root, &join_relative(&dst.rel), replace_if_exists)
-            })?;
+            let plan = check_rename(&table, &WinHost, &from, &to, replace_if_exists)
+                .map_err(|e| core(&e))?;
+            match plan {
+                RenamePlan::Within { to: dir, .. } => {
+                    let root = self.root(dir.root)?;
+                    context.with_real(|h, _| {
+                        sys::rename(h, &root, &join_relative(dir.rel(&to)), replace_if_exists)
+                    })?;
+                }
+                // An editor's save onto a transparent file entry replaces the target's file;
+                // across volumes WinFsp's caller copies (STATUS_NOT_SAME_DEVICE).
+                RenamePlan::ReplaceTarget { entry, .. } => {
+                    let (Some(dir), Some(name)) = (entry.target.parent(), entry.target.file_name())
+                    else {
+                        return Err(core(&Error::DeclaredEntry));
+                    };
+                    let root = self.root(dir)?;
+                    let name = name.to_string_lossy().into_owned();
+                    context.with_real(|h, _| sys::rename(h, &root, &name, true))?;
+                }
+            }
             *context.path.write().unwrap_or_else(PoisonError::into_inner) = to;
             Ok(())
         })
@@ -832,8 +825,7 @@ impl FileSystemContext for Overlay {
         guard("set_delete", || {
             if delete_file {
                 let table = self.table.load();
-                let place = classify(&table, &context.path(), exists);
-                check_delete(&table, &place).map_err(|e| core(&e))?;
+                check_delete(&table, &WinHost, &context.path()).map_err(|e| core(&e))?;
             }
             match &context.target {
                 Target::Real { .. } => context.with_real(|h, _| sys::set_delete(h, delete_file)),
