@@ -429,3 +429,12 @@ impl SharedTable {
         self.current.swap(Arc::new(table))
     }
 }
+
+/// What a backend does after a reload swapped the table: drop the cached views (the kernel's
+/// names, attributes and listings; WinFsp's file info) along each changed virtual path, so the
+/// new mapping shows at once rather than when a cache lifetime ends. The daemon's reload works
+/// through this, whatever the backend.
+pub trait Invalidate: Send + Sync {
+    /// Invalidates every cached view on the way to each path, and the path itself.
+    fn invalidate(&self, paths: &[crate::vpath::VPath]);
+}

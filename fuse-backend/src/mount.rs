@@ -224,9 +224,12 @@ impl Mounted {
         })
     }
 
-    /// Something that invalidates kernel caches from another thread.
-    pub fn notifier(&self) -> fuser::Notifier {
-        self.session.notifier()
+    /// What invalidates the kernel's caches after a reload, from any thread.
+    pub fn invalidator(&self) -> Invalidator {
+        Invalidator {
+            notifier: self.session.notifier(),
+            overlay: self.overlay.clone(),
+        }
     }
 
     /// Whether file I/O goes through kernel passthrough now (set once the kernel has accepted it
@@ -475,6 +478,39 @@ pub fn unmount(mountpoint: &Path, lazy: bool) -> io::Result<()> {
         return fs_core::sys::umount(mountpoint, lazy);
     }
     fusermount::unmount(mountpoint, lazy)
+}
+
+/// Drops the kernel's cached names and attributes along changed virtual paths (after a reload).
+pub struct Invalidator {
+    notifier: fuser::Notifier,
+    overlay: Arc<Overlay>,
+}
+
+impl std::fmt::Debug for Invalidator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Invalidator").finish_non_exhaustive()
+    }
+}
+
+impl fs_core::table::Invalidate for Invalidator {
+    fn invalidate(&self, paths: &[fs_core::VPath]) {
+        for path in paths {
+            let comps: Vec<std::ffi::OsString> = path
+                .components()
+                .iter()
+                .map(std::ffi::OsString::from)
+                .collect();
+            // Only what the kernel holds can be stale; ENOENT answers mean it held nothing.
+            for i in 0..comps.len() {
+                if let Some(parent) = self.overlay.known_inode(&comps[..i]) {
+                    let _ = self.notifier.inval_entry(fuser::INodeNo(parent), &comps[i]);
+                }
+            }
+            if let Some(ino) = self.overlay.known_inode(&comps) {
+                let _ = self.notifier.inval_inode(fuser::INodeNo(ino), 0, 0);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

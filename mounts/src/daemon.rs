@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use fs_core::decl::{self, Declaration, Entry, LoadError, Mountpoint};
 use fs_core::diff::{diff, Change};
 use fs_core::overlay::Overlay;
+use fs_core::table::Invalidate;
 use fuse_backend::TableMaker;
-use fuser::INodeNo;
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 
@@ -48,7 +48,7 @@ pub struct Daemon {
     mountpoint: PathBuf,
     started: SystemTime,
     overlay: Arc<Overlay>,
-    notifier: fuser::Notifier,
+    invalidator: Box<dyn Invalidate>,
     maker: TableMaker,
     passthrough: Arc<std::sync::atomic::AtomicBool>,
     state: Mutex<State>,
@@ -66,7 +66,7 @@ impl Daemon {
             mountpoint: mounted.mountpoint().to_path_buf(),
             started: SystemTime::now(),
             overlay: mounted.overlay().clone(),
-            notifier: mounted.notifier(),
+            invalidator: Box::new(mounted.invalidator()),
             maker: mounted.table_maker(),
             passthrough: mounted.passthrough(),
             state: Mutex::new(State {
@@ -144,22 +144,11 @@ impl Daemon {
         outcome
     }
 
-    /// Drops the kernel's cached names and attributes along each changed path, so `ls`, `stat`
-    /// and `readlink` see the new mapping at once rather than when a cache lifetime ends.
+    /// Drops the backend's cached views along each changed path, so `ls`, `stat` and
+    /// `readlink` see the new mapping at once rather than when a cache lifetime ends.
     fn invalidate(&self, changes: &[Change]) {
-        for change in changes {
-            let path = change.path();
-            let comps: Vec<OsString> = path.components().iter().map(OsString::from).collect();
-            for i in 0..comps.len() {
-                if let Some(parent) = self.overlay.known_inode(&comps[..i]) {
-                    // ENOENT only means the kernel had nothing cached there.
-                    let _ = self.notifier.inval_entry(INodeNo(parent), &comps[i]);
-                }
-            }
-            if let Some(ino) = self.overlay.known_inode(&comps) {
-                let _ = self.notifier.inval_inode(INodeNo(ino), 0, 0);
-            }
-        }
+        let paths: Vec<_> = changes.iter().map(Change::path).collect();
+        self.invalidator.invalidate(&paths);
     }
 
     /// Whether the file on disk differs from what was last applied.
