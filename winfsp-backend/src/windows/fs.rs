@@ -141,7 +141,7 @@ impl Handle {
 
 /// The overlay as WinFsp sees it.
 #[derive(Debug)]
-pub struct Overlay {
+pub struct Drive {
     table: SharedTable,
     junction_mode: JunctionMode,
     volume_label: String,
@@ -150,13 +150,13 @@ pub struct Overlay {
     mounted_at: u64,
 }
 
-impl Overlay {
+impl Drive {
     /// The overlay over `table`.
     ///
     /// # Errors
     /// The made-up security descriptor could not be built.
-    pub fn new(table: Table, opts: &MountOptions) -> SysResult<Overlay> {
-        Ok(Overlay {
+    pub fn new(table: Table, opts: &MountOptions) -> SysResult<Drive> {
+        Ok(Drive {
             table: SharedTable::new(table),
             junction_mode: opts.junction_mode,
             volume_label: opts.volume_label.clone(),
@@ -561,7 +561,7 @@ impl Overlay {
     }
 }
 
-impl FileSystemContext for Overlay {
+impl FileSystemContext for Drive {
     type FileContext = Handle;
 
     fn get_security_by_name(

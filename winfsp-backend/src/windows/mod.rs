@@ -79,7 +79,7 @@ fn host_error(step: &'static str) -> impl Fn(windows::core::Error) -> MountError
 
 /// A running mount; dropping it unmounts.
 pub struct MountHandle {
-    host: FileSystemHost<fs::Overlay, FineGuard>,
+    host: FileSystemHost<fs::Drive, FineGuard>,
     mountpoint: String,
 }
 
@@ -175,15 +175,14 @@ pub fn mount(decl: &Declaration, opts: &MountOptions) -> Result<MountHandle, Mou
     }
     winfsp::winfsp_init().map_err(|_| MountError::WinFspMissing)?;
     let overlay =
-        fs::Overlay::new(Table::new(decl, NameCase::Insensitive), opts).map_err(|status| {
+        fs::Drive::new(Table::new(decl, NameCase::Insensitive), opts).map_err(|status| {
             MountError::Host {
                 step: "build the overlay's security descriptor",
                 status,
             }
         })?;
-    let mut host =
-        FileSystemHost::<fs::Overlay, FineGuard>::new(volume_params(decl, opts), overlay)
-            .map_err(host_error("create the file system"))?;
+    let mut host = FileSystemHost::<fs::Drive, FineGuard>::new(volume_params(decl, opts), overlay)
+        .map_err(host_error("create the file system"))?;
     host.mount(mountpoint.clone()).map_err(host_error(
         "mount (a drive letter in use, or a directory that exists?)",
     ))?;

@@ -1,0 +1,144 @@
+//! Directories: opening, listing (real names masked by declared ones) and syncing.
+
+use super::*;
+
+impl Overlay {
+    /// opendir. The listing is read at the first readdir (an `opendir` answered from the kernel's
+    /// cache of listings costs no directory read) and kept until release, so offsets stay stable.
+    ///
+    /// # Errors
+    /// NotADirectory for a declared link.
+    pub fn opendir(&self, ino: u64) -> Result<u64> {
+        let (comps, node) = if ino == ROOT_INO {
+            let table = self.table.snapshot();
+            (Vec::new(), self.node(&table, &[])?)
+        } else {
+            self.node_of(ino)?
+        };
+        if let View::Link { .. } = node {
+            return Err(Error::NotADirectory);
+        }
+        let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
+        let dir = OpenDir {
+            comps,
+            node,
+            listing: parking_lot::Mutex::new(None),
+        };
+        self.dirs.write().insert(fh, Arc::new(dir));
+        Ok(fh)
+    }
+
+    /// The listing of the directory `node` at virtual path `comps`.
+    fn list(&self, comps: &[OsString], node: &View) -> Result<Vec<DirEntry>> {
+        let mut entries = Vec::new();
+        let declared = match node {
+            View::Synthetic { declared, .. } => declared.clone(),
+            View::Real(r) => {
+                let rd = sys::at_path(&r.path, |p| std::fs::read_dir(p)).map_err(|e| {
+                    if e.raw_os_error() == Some(libc::ENOTDIR) {
+                        Error::NotADirectory
+                    } else {
+                        Error::Os(e)
+                    }
+                })?;
+                for item in rd {
+                    let item = item?;
+                    let name = item.file_name();
+                    if r.declared.contains(&name) {
+                        continue;
+                    }
+                    let kind = item.file_type().map(|t| {
+                        use std::os::unix::fs::FileTypeExt;
+                        if t.is_dir() {
+                            Kind::Dir
+                        } else if t.is_symlink() {
+                            Kind::Symlink
+                        } else if t.is_fifo() {
+                            Kind::Fifo
+                        } else if t.is_socket() {
+                            Kind::Socket
+                        } else if t.is_char_device() {
+                            Kind::CharDev
+                        } else if t.is_block_device() {
+                            Kind::BlockDev
+                        } else {
+                            Kind::File
+                        }
+                    });
+                    let ino = {
+                        use std::os::unix::fs::DirEntryExt;
+                        item.ino()
+                    };
+                    entries.push(DirEntry {
+                        name,
+                        kind: kind.unwrap_or(Kind::File),
+                        ino,
+                    });
+                }
+                r.declared.clone()
+            }
+            View::Link { .. } => return Err(Error::NotADirectory),
+        };
+        if !declared.is_empty() {
+            let table = self.table.snapshot();
+            for name in declared {
+                let mut c = comps.to_vec();
+                c.push(name.clone());
+                // One broken entry never breaks the listing: it is left out and logged.
+                let kind = match self.node(&table, &c) {
+                    Ok(View::Link { .. }) => Kind::Symlink,
+                    Ok(View::Synthetic { .. }) => Kind::Dir,
+                    Ok(View::Real(r)) => match self.stat_real(&r) {
+                        Ok(m) => Kind::from_mode(m.mode()),
+                        Err(Error::Os(e)) if r.entry.is_none() && not_found_is(&e) => Kind::Dir,
+                        Err(e) => {
+                            log::debug!("leaving {} out of a listing: {e}", r.path.display());
+                            continue;
+                        }
+                    },
+                    Err(_) => continue,
+                };
+                entries.push(DirEntry { name, kind, ino: 0 });
+            }
+        }
+        Ok(entries)
+    }
+
+    /// The listing of an open directory, read at the first call.
+    ///
+    /// # Errors
+    /// EBADF for an unknown handle; the OS error of reading the real directory.
+    pub fn dir_entries(&self, fh: u64) -> Result<Arc<Vec<DirEntry>>> {
+        let dir = self
+            .dirs
+            .read()
+            .get(&fh)
+            .cloned()
+            .ok_or(Error::Os(std::io::Error::from_raw_os_error(libc::EBADF)))?;
+        let mut listing = dir.listing.lock();
+        if let Some(l) = &*listing {
+            return Ok(l.clone());
+        }
+        let l = Arc::new(self.list(&dir.comps, &dir.node)?);
+        *listing = Some(l.clone());
+        Ok(l)
+    }
+
+    /// releasedir.
+    pub fn releasedir(&self, fh: u64) {
+        self.dirs.write().remove(&fh);
+    }
+
+    /// fsyncdir.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn fsyncdir(&self, ino: u64, datasync: bool) -> Result<()> {
+        let (_, node) = self.node_of_or_root(ino)?;
+        if let View::Real(r) = node {
+            let f = sys::open(&r.path, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+            sys::fsync(&f, datasync)?;
+        }
+        Ok(())
+    }
+}

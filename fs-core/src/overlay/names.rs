@@ -1,0 +1,278 @@
+//! The namespace: lookups, forgetting, making and removing names, renames and hard links.
+
+use super::*;
+
+impl Overlay {
+    /// Looks `name` up in `parent` and counts a lookup on the result.
+    ///
+    /// # Errors
+    /// NotFound when the name does not exist; the OS error of the real stat otherwise.
+    pub fn lookup(&self, parent: u64, name: &OsStr) -> Result<Attr> {
+        self.lookup_counted(parent, name, true)
+    }
+
+    fn lookup_counted(&self, parent: u64, name: &OsStr, count: bool) -> Result<Attr> {
+        check_name(name)?;
+        let mut comps = self.components(parent)?;
+        comps.push(name.to_owned());
+        let table = self.table.snapshot();
+        let node = self.node(&table, &comps)?;
+        drop(table);
+        let counters = node.counters().cloned();
+        let result = self.intern_view(parent, name, &comps, &node, count);
+        if let Some(c) = counters {
+            c.hit();
+            if matches!(&result, Err(e) if !matches!(e, Error::NotFound)) {
+                c.error();
+            }
+        }
+        result
+    }
+
+    fn intern_view(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        comps: &[OsString],
+        node: &View,
+        count: bool,
+    ) -> Result<Attr> {
+        match node {
+            View::Real(r) => {
+                let meta = self.stat_real(r)?;
+                let ino = self.intern(Self::key_for(&meta, r), parent, name, count)?;
+                Ok(real_attr(ino, &meta))
+            }
+            View::Link { .. } | View::Synthetic { .. } => {
+                let is_link = matches!(node, View::Link { .. });
+                let ino = self.intern(Key::Virtual(comps, is_link), parent, name, count)?;
+                self.attr_of(ino, node)
+            }
+        }
+    }
+
+    /// Drops `n` lookups of `ino`; the inode goes at zero.
+    pub fn forget(&self, ino: u64, n: u64) {
+        // The table shrinks after a big forget: give the memory back, outside the lock, so the
+        // daemon's size follows what the kernel holds.
+        let shrunk = self.inodes.write().forget(ino, n);
+        if shrunk {
+            sys::release_free_memory();
+        }
+    }
+
+    /// The directory a new `name` is made in, as the decision layer places it.
+    fn new_name(&self, parent: u64, name: &OsStr) -> Result<(Vec<OsString>, RealView, PathBuf)> {
+        let comps = self.components(parent)?;
+        let table = self.table.snapshot();
+        match place::creation(&table, &Local, &comps, name.as_bytes())? {
+            Creation::In(r) => {
+                let dir = real_node(&table, r);
+                let path = dir.path.join(name);
+                Ok((comps, dir, path))
+            }
+            Creation::Declared => Err(Error::Exists),
+        }
+    }
+
+    /// Gives a new object to the caller when the overlay runs as root for other users.
+    pub(super) fn own(&self, path: &Path, dir: &RealView, caller: Caller) -> Result<()> {
+        if !self.privileged || caller.uid == 0 {
+            return Ok(());
+        }
+        let setgid_dir = sys::at_path(&dir.path, |p| std::fs::metadata(p))
+            .map(|m| m.mode() & libc::S_ISGID != 0)
+            .unwrap_or(false);
+        let gid = if setgid_dir { None } else { Some(caller.gid) };
+        sys::lchown(path, Some(caller.uid), gid)?;
+        Ok(())
+    }
+
+    fn created(&self, parent: u64, name: &OsStr, comps: &[OsString]) -> Result<Attr> {
+        let mut c = comps.to_vec();
+        c.push(name.to_owned());
+        let table = self.table.snapshot();
+        let node = self.node(&table, &c)?;
+        drop(table);
+        self.intern_view(parent, name, &c, &node, true)
+    }
+
+    /// mknod: regular files, fifos, sockets and devices.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn mknod(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        rdev: u64,
+        caller: Caller,
+    ) -> Result<Attr> {
+        let (comps, dir, path) = self.new_name(parent, name)?;
+        sys::mknod(&path, mode, rdev)?;
+        self.own(&path, &dir, caller)?;
+        self.created(parent, name, &comps)
+    }
+
+    /// mkdir.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn mkdir(&self, parent: u64, name: &OsStr, mode: u32, caller: Caller) -> Result<Attr> {
+        let (comps, dir, path) = self.new_name(parent, name)?;
+        sys::mkdir(&path, mode)?;
+        self.own(&path, &dir, caller)?;
+        self.created(parent, name, &comps)
+    }
+
+    /// symlink: a real link holding `text`.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn symlink(&self, parent: u64, name: &OsStr, text: &Path, caller: Caller) -> Result<Attr> {
+        let (comps, dir, path) = self.new_name(parent, name)?;
+        sys::symlink(text.as_os_str(), &path)?;
+        self.own(&path, &dir, caller)?;
+        self.created(parent, name, &comps)
+    }
+
+    /// The real directory `name` is removed or renamed from, as the decision layer allows.
+    fn parent_for_removal(&self, parent: u64, name: &OsStr, what: &str) -> Result<RealView> {
+        let comps = self.components(parent)?;
+        let table = self.table.snapshot();
+        let dir = place::removal(&table, &Local, &comps, name.as_bytes(), what)?;
+        Ok(real_node(&table, dir))
+    }
+
+    /// Drops the alias (parent, name) from whatever inode holds it.
+    fn drop_alias(&self, parent: u64, name: &OsStr) {
+        self.inodes.write().unbind(parent, name);
+    }
+
+    /// Moves the alias (parent, name) to (newparent, newname), replacing that name.
+    fn move_alias(&self, parent: u64, name: &OsStr, newparent: u64, newname: &OsStr) {
+        self.inodes.write().rename(parent, name, newparent, newname);
+    }
+
+    /// unlink.
+    ///
+    /// # Errors
+    /// DeclaredEntry for a declared entry; the OS error otherwise.
+    pub fn unlink(&self, parent: u64, name: &OsStr) -> Result<()> {
+        let dir = self.parent_for_removal(parent, name, "delete")?;
+        sys::unlink(&dir.path.join(name))?;
+        self.drop_alias(parent, name);
+        Ok(())
+    }
+
+    /// rmdir.
+    ///
+    /// # Errors
+    /// DeclaredEntry for a declared entry; the OS error otherwise.
+    pub fn rmdir(&self, parent: u64, name: &OsStr) -> Result<()> {
+        let dir = self.parent_for_removal(parent, name, "remove")?;
+        sys::rmdir(&dir.path.join(name))?;
+        self.drop_alias(parent, name);
+        Ok(())
+    }
+
+    /// rename with RENAME_NOREPLACE / RENAME_EXCHANGE flags.
+    ///
+    /// Renaming onto a `transparent` file entry (an editor's atomic save) replaces the target's
+    /// file and keeps the redirection; across filesystems it copies beside the target first, so
+    /// the replacement stays atomic there.
+    ///
+    /// # Errors
+    /// DeclaredEntry when an entry itself would move or vanish; CrossDevice between trees.
+    pub fn rename(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        newparent: u64,
+        newname: &OsStr,
+        flags: u32,
+    ) -> Result<()> {
+        let flags_seen = RenameFlags {
+            noreplace: flags & libc::RENAME_NOREPLACE != 0,
+            exchange: flags & libc::RENAME_EXCHANGE != 0,
+            whiteout: flags & libc::RENAME_WHITEOUT != 0,
+        };
+        let (from_dir, to_dir) = (self.components(parent)?, self.components(newparent)?);
+        let table = self.table.snapshot();
+        let plan = place::rename(
+            &table,
+            &Local,
+            (&from_dir, name.as_bytes()),
+            (&to_dir, newname.as_bytes()),
+            flags_seen,
+        )?;
+        match plan {
+            RenamePlan::Within { from, to } => {
+                let (from, to) = (from.real.join(name), to.real.join(newname));
+                drop(table);
+                sys::rename(&from, &to, flags)?;
+                if flags & libc::RENAME_EXCHANGE != 0 {
+                    self.inodes
+                        .write()
+                        .exchange(parent, name, newparent, newname);
+                } else {
+                    self.move_alias(parent, name, newparent, newname);
+                }
+            }
+            RenamePlan::ReplaceTarget { from, entry } => {
+                let (src, target) = (from.real.join(name), entry.target.clone());
+                drop(table);
+                replace_target(&src, &target)?;
+                self.move_alias(parent, name, newparent, newname);
+            }
+        }
+        Ok(())
+    }
+
+    /// link: a hard link within one tree.
+    ///
+    /// # Errors
+    /// CrossDevice between trees; the OS error otherwise.
+    pub fn link(&self, ino: u64, newparent: u64, newname: &OsStr) -> Result<Attr> {
+        let (comps, dir_comps) = (self.components(ino)?, self.components(newparent)?);
+        let table = self.table.snapshot();
+        let src = place::classify(&table, &Local, &comps);
+        let (src, dir) = place::hard_link(&table, &Local, &src, &dir_comps, newname.as_bytes())?;
+        let (from, to) = (src.real.clone(), dir.real.join(newname));
+        drop(table);
+        sys::link(&from, &to)?;
+        self.created(newparent, newname, &dir_comps)
+    }
+}
+
+/// An editor's atomic save onto a transparent file entry: `src` replaces `target`. Across
+/// filesystems it copies beside the target first, so the replacement stays atomic there.
+fn replace_target(src: &Path, target: &Path) -> Result<()> {
+    match sys::rename(src, target, 0) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+            let dir = target.parent().ok_or(Error::CrossDevice)?;
+            let tmp = dir.join(format!(
+                ".{}.redirfs-save-{}",
+                target
+                    .file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default(),
+                std::process::id()
+            ));
+            let result = (|| -> std::io::Result<()> {
+                sys::at_path(src, |p| std::fs::copy(p, &tmp))?;
+                let f = File::open(&tmp)?;
+                f.sync_all()?;
+                sys::rename(&tmp, target, 0)?;
+                sys::unlink(src)
+            })();
+            if result.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            result.map_err(Error::Os)
+        }
+        Err(e) => Err(Error::Os(e)),
+    }
+}
