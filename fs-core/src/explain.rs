@@ -71,15 +71,7 @@ pub fn explain(table: &Table, path: &VPath) -> String {
             );
         }
         Place::Link(e) => {
-            let st = state(&e.target);
-            let _ = writeln!(out, "  rule:     {}", rule(table, e));
-            let _ = writeln!(
-                out,
-                "  shows as: a {} to {}",
-                e.presentation,
-                e.target.display()
-            );
-            let _ = writeln!(out, "  target:   {st}");
+            let st = link_lines(&mut out, table, e);
             let _ = writeln!(
                 out,
                 "  why:      the path is a declared {} entry; the kernel follows the link to the target",
@@ -141,14 +133,7 @@ pub fn explain(table: &Table, path: &VPath) -> String {
         Place::Absent => match table.resolve_vpath(path) {
             // A hidden entry: what it would be, and why it is not there.
             Resolved::Link(e) => {
-                let _ = writeln!(out, "  rule:     {}", rule(table, e));
-                let _ = writeln!(
-                    out,
-                    "  shows as: a {} to {}",
-                    e.presentation,
-                    e.target.display()
-                );
-                let _ = writeln!(out, "  target:   {}", state(&e.target));
+                link_lines(&mut out, table, e);
                 let _ = writeln!(
                     out,
                     "  note:     the target is absent: {}",
@@ -176,6 +161,20 @@ pub fn explain(table: &Table, path: &VPath) -> String {
         },
     }
     out
+}
+
+/// The rule of a link entry, what it shows as and its target's state (returned too).
+fn link_lines(out: &mut String, table: &Table, e: &Entry) -> &'static str {
+    let st = state(&e.target);
+    let _ = writeln!(out, "  rule:     {}", rule(table, e));
+    let _ = writeln!(
+        out,
+        "  shows as: a {} to {}",
+        e.presentation,
+        e.target.display()
+    );
+    let _ = writeln!(out, "  target:   {st}");
+    st
 }
 
 /// Where a real path lies: the entry that covers it, or the base.
