@@ -34,7 +34,15 @@ impl Overlay {
         let declared = match node {
             View::Synthetic { declared, .. } => declared.clone(),
             View::Real(r) => {
-                let rd = sys::at_path(&r.path, |p| std::fs::read_dir(p)).map_err(|e| {
+                // As for files: a directory replaced by a symlink is not followed (out of its
+                // tree, or into this mount).
+                let rd = sys::open(
+                    &r.path,
+                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                    0,
+                )
+                .and_then(|d| std::fs::read_dir(beneath::fd_path(&d)));
+                let rd = rd.map_err(|e| {
                     if e.raw_os_error() == Some(libc::ENOTDIR) {
                         Error::NotADirectory
                     } else {
@@ -92,7 +100,7 @@ impl Overlay {
                         Ok(m) => Kind::from_mode(m.mode()),
                         Err(Error::Os(e)) if r.entry.is_none() && not_found_is(&e) => Kind::Dir,
                         Err(e) => {
-                            log::debug!("leaving {} out of a listing: {e}", r.path.display());
+                            log::debug!("leaving {} out of a listing: {e}", r.real.display());
                             continue;
                         }
                     },
@@ -136,7 +144,11 @@ impl Overlay {
     pub fn fsyncdir(&self, ino: u64, datasync: bool) -> Result<()> {
         let (_, node) = self.node_of_or_root(ino)?;
         if let View::Real(r) = node {
-            let f = sys::open(&r.path, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+            let f = sys::open(
+                &r.path,
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                0,
+            )?;
             sys::fsync(&f, datasync)?;
         }
         Ok(())

@@ -17,6 +17,7 @@
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, Metadata};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
@@ -26,6 +27,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::RwLock;
 
+use crate::beneath;
 use crate::decl::Entry;
 use crate::error::{Error, Result};
 use crate::inodes::{Inodes, Key};
@@ -120,14 +122,7 @@ pub struct Attr {
     pub class: Class,
 }
 
-/// Who is asking.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Caller {
-    /// User id.
-    pub uid: u32,
-    /// Group id.
-    pub gid: u32,
-}
+pub use crate::creds::Caller;
 
 /// Changes asked by setattr.
 #[derive(Debug, Clone, Copy, Default)]
@@ -228,14 +223,26 @@ enum View {
         standin: bool,
     },
     /// A real object.
-    Real(RealView),
+    Real(Box<RealView>),
 }
 
 #[derive(Debug, Clone)]
 struct RealView {
+    /// The object as its verified parent directory and its own name, `/proc/self/fd/N/NAME`
+    /// (`/proc/self/fd/N/.` for a tree's root directory): the kernel looks up that one name
+    /// only, so system calls that do not follow a final symlink act on exactly what the name
+    /// holds, and nothing on the way can be swapped.
     path: PathBuf,
+    /// The descriptor `path` goes through, held while the view lives.
+    anchor: Arc<OwnedFd>,
+    /// The object's name in `anchor`; `None` when `anchor` is the object (a root directory).
+    name: Option<OsString>,
+    /// The real path as the table names it, for messages and the target attribute.
+    real: PathBuf,
     /// The real root of the tree (base or transparent target) and the tree's identity.
     root: PathBuf,
+    /// Where the root really is, symlinks resolved when it was opened.
+    root_real: PathBuf,
     tree: Tree,
     read_only: bool,
     /// The transparent entry that is exactly this node, if any.
@@ -246,6 +253,59 @@ struct RealView {
     tree_root: bool,
     /// The counters of the transparent entry it lies in, if any.
     counters: Option<Arc<EntryCounters>>,
+}
+
+/// A directory opened for the names in it: `path` is `/proc/self/fd/N`, through `fd`.
+#[derive(Debug)]
+struct Anchored {
+    path: PathBuf,
+    _fd: Arc<OwnedFd>,
+}
+
+impl Anchored {
+    /// The path of `name` in this directory: the kernel looks up that one name.
+    fn join(&self, name: impl AsRef<Path>) -> AtPath {
+        AtPath {
+            path: self.path.join(name),
+            _fd: self._fd.clone(),
+        }
+    }
+}
+
+/// A `/proc/self/fd/N/NAME` path with the descriptor N it needs kept open.
+#[derive(Debug)]
+struct AtPath {
+    path: PathBuf,
+    _fd: Arc<OwnedFd>,
+}
+
+impl std::ops::Deref for AtPath {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl RealView {
+    /// This object as a directory to act in, opened from its verified parent without following
+    /// a symlink (ESTALE when its name no longer holds a directory).
+    fn dir(&self) -> Result<Anchored> {
+        let fd = match &self.name {
+            None => self.anchor.clone(),
+            Some(name) => {
+                let flags = libc::O_PATH | libc::O_DIRECTORY;
+                Arc::new(
+                    beneath::open_beneath(self.anchor.as_fd(), Path::new(name), flags)
+                        .map_err(walked)?,
+                )
+            }
+        };
+        Ok(Anchored {
+            path: beneath::fd_path(&*fd),
+            _fd: fd,
+        })
+    }
 }
 
 impl View {
@@ -266,6 +326,8 @@ pub struct Overlay {
     handles: RwLock<HashMap<u64, Arc<Handle>>>,
     dirs: RwLock<HashMap<u64, Arc<OpenDir>>>,
     next_handle: AtomicU64,
+    roots: RwLock<Roots>,
+    held: parking_lot::Mutex<Held>,
     started: SystemTime,
     owner: Caller,
     privileged: bool,
@@ -296,24 +358,132 @@ impl Overlay {
     /// An overlay over `table`, owned by the user running it.
     pub fn new(table: Table) -> Overlay {
         let uid = sys::geteuid();
-        Overlay {
+        let overlay = Overlay {
             table: SharedTable::new(table),
             inodes: RwLock::new(Inodes::new()),
             handles: RwLock::new(HashMap::new()),
             dirs: RwLock::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
+            roots: RwLock::new(Roots::default()),
+            held: parking_lot::Mutex::new(Held::new(held_budget())),
             started: SystemTime::now(),
             owner: Caller {
                 uid,
                 gid: sys::getegid(),
+                pid: std::process::id(),
             },
             privileged: uid == 0,
-        }
+        };
+        let table = overlay.table.snapshot();
+        overlay.open_roots(&table);
+        drop(table);
+        overlay
     }
 
-    /// The table in force, to read or swap.
+    /// The table in force, to read. Install a new one with [`Overlay::install`].
     pub fn table(&self) -> &SharedTable {
         &self.table
+    }
+
+    /// Puts `table` in force (a reload) and opens its trees' roots now, so the trees served are
+    /// the ones its targets name at this moment; returns the previous table.
+    pub fn install(&self, table: Table) -> Arc<Table> {
+        let old = self.table.swap(table);
+        let table = self.table.snapshot();
+        self.open_roots(&table);
+        old
+    }
+
+    /// Opens every root of `table` (the base and each transparent target that exists), dropping
+    /// those of earlier tables.
+    fn open_roots(&self, table: &Table) {
+        let mut roots = Roots {
+            table: table_id(table),
+            map: HashMap::new(),
+        };
+        let paths = table.base().into_iter().chain(
+            table
+                .rules()
+                .iter()
+                .filter(|e| e.presentation == crate::decl::Presentation::Transparent)
+                .map(|e| e.target.as_path()),
+        );
+        for path in paths {
+            if let Ok(root) = Root::open(path) {
+                roots.map.insert(path.to_path_buf(), Arc::new(root));
+            }
+        }
+        *self.roots.write() = roots;
+    }
+
+    /// The opened root `path` of `table`'s trees, opening it now if it was absent until now.
+    fn root(&self, table: &Table, path: &Path) -> Result<Arc<Root>> {
+        {
+            let roots = self.roots.read();
+            if roots.table == table_id(table) {
+                if let Some(r) = roots.map.get(path) {
+                    return Ok(r.clone());
+                }
+            }
+        }
+        if self.roots.read().table != table_id(table) {
+            // Swapped without `install` (or the first request): open this table's roots.
+            self.open_roots(table);
+            if let Some(r) = self.roots.read().map.get(path) {
+                return Ok(r.clone());
+            }
+        }
+        let root = Arc::new(Root::open(path)?);
+        let mut roots = self.roots.write();
+        if roots.table == table_id(table) {
+            roots.map.insert(path.to_path_buf(), root.clone());
+        }
+        Ok(root)
+    }
+
+    /// What the overlay keeps of a real place for the rest of a request (and for open
+    /// directories): the object's verified parent directory, reached from its tree's root by a
+    /// walk that follows no symlink, and its name.
+    fn real_node(&self, table: &Table, r: place::Real<'_>) -> Result<RealView> {
+        let root = self.root(table, r.root)?;
+        let rel = r.real.strip_prefix(r.root).map_err(|_| Error::NotFound)?;
+        let (anchor, name) = match (rel.parent(), rel.file_name()) {
+            (_, None) => match &root.file {
+                None => (root.fd.clone(), None),
+                Some(file) => (root.fd.clone(), Some(file.clone())),
+            },
+            (Some(parent), Some(name)) if root.file.is_none() => {
+                let dir = if parent.as_os_str().is_empty() {
+                    root.fd.clone()
+                } else {
+                    let flags = libc::O_PATH | libc::O_DIRECTORY;
+                    Arc::new(beneath::open_beneath(root.fd.as_fd(), parent, flags).map_err(walked)?)
+                };
+                (dir, Some(name.to_owned()))
+            }
+            _ => return Err(Error::NotADirectory),
+        };
+        let path = match &name {
+            Some(n) => beneath::fd_path(&*anchor).join(n),
+            None => beneath::fd_path(&*anchor).join("."),
+        };
+        Ok(RealView {
+            path,
+            anchor,
+            name,
+            root: r.root.to_path_buf(),
+            root_real: root.real.clone(),
+            tree: match r.via {
+                Some(e) => Tree::Entry(e.path.to_string()),
+                None => Tree::Base,
+            },
+            read_only: r.read_only,
+            entry: r.entry().cloned(),
+            declared: r.declared.map(names).unwrap_or_default(),
+            tree_root: r.tree_root,
+            counters: r.via.and_then(|e| table.counters(e)).cloned(),
+            real: r.real,
+        })
     }
 
     /// The number of inodes the kernel holds (for status and leak tests).
@@ -340,7 +510,7 @@ impl Overlay {
                 declared: names(dir),
                 standin,
             },
-            Place::Real(r) => View::Real(real_node(table, r)),
+            Place::Real(r) => View::Real(Box::new(self.real_node(table, r)?)),
             Place::BeneathLink { .. } | Place::Absent => return Err(Error::NotFound),
         })
     }
@@ -361,12 +531,36 @@ impl Overlay {
         m.map_err(Error::Os)
     }
 
-    fn key_for<'a>(meta: &Metadata, r: &'a RealView) -> Key<'a> {
+    /// Opens what `r`'s name holds with `flags`, if it is still the object `ino` stands for:
+    /// ESTALE when the name now holds another object (replaced, or swapped for a symlink,
+    /// behind the mount), which makes the kernel look the name up again, as a native open
+    /// would have found it. The descriptor is then exactly the inode the kernel checked
+    /// permissions on.
+    fn open_verified(&self, ino: u64, r: &RealView, flags: i32) -> Result<File> {
+        let flags = if r.tree_root {
+            flags
+        } else {
+            flags | libc::O_NOFOLLOW
+        };
+        let file = sys::open(&r.path, flags, 0).map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => stale(),
+            _ => Error::Os(e),
+        })?;
+        if ino != ROOT_INO {
+            let meta = file.metadata()?;
+            if !self.inodes.read().holds(ino, Self::key_for(&meta, &r.tree)) {
+                return Err(stale());
+            }
+        }
+        Ok(file)
+    }
+
+    fn key_for<'a>(meta: &Metadata, tree: &'a Tree) -> Key<'a> {
         if meta.is_dir() {
             Key::RealDir {
                 dev: meta.dev(),
                 ino: meta.ino(),
-                tree: match &r.tree {
+                tree: match tree {
                     Tree::Base => None,
                     Tree::Entry(path) => Some(path),
                 },
@@ -397,8 +591,18 @@ impl Overlay {
                 }
                 Ok(a)
             }
+            View::Real(_) if self.held.lock().get(ino).is_some() => {
+                let fd = self.held.lock().get(ino).ok_or(Error::NotFound)?;
+                Ok(real_attr(ino, &std::fs::metadata(beneath::fd_path(&*fd))?))
+            }
             View::Real(r) => {
                 let meta = self.stat_real(r)?;
+                // The name may hold another object than `ino` now (replaced behind the mount):
+                // its attributes are not `ino`'s, and ESTALE makes the kernel look again.
+                if ino != ROOT_INO && !self.inodes.read().holds(ino, Self::key_for(&meta, &r.tree))
+                {
+                    return Err(stale());
+                }
                 Ok(real_attr(ino, &meta))
             }
         }
@@ -472,11 +676,15 @@ struct Local;
 
 impl Host for Local {
     fn probe(&self, path: &Path, follow: bool) -> Option<Found> {
-        let m = if follow {
-            sys::at_path(path, |p| std::fs::metadata(p))
-        } else {
-            sys::at_path(path, |p| std::fs::symlink_metadata(p))
-        };
+        // What is there, whoever asks: a probe only looks, and a caller may not be able to
+        // search the directories above a tree's root.
+        let m = crate::creds::as_daemon(|| {
+            if follow {
+                sys::at_path(path, |p| std::fs::metadata(p))
+            } else {
+                sys::at_path(path, |p| std::fs::symlink_metadata(p))
+            }
+        });
         m.ok()
             .map(|m| if m.is_dir() { Found::Dir } else { Found::Other })
     }
@@ -493,21 +701,133 @@ fn names(dir: Dir<'_>) -> Vec<OsString> {
         .collect()
 }
 
-/// What the overlay keeps of a real place for the rest of a request (and for open directories).
-fn real_node(table: &Table, r: place::Real<'_>) -> RealView {
-    RealView {
-        root: r.root.to_path_buf(),
-        tree: match r.via {
-            Some(e) => Tree::Entry(e.path.to_string()),
-            None => Tree::Base,
-        },
-        read_only: r.read_only,
-        entry: r.entry().cloned(),
-        declared: r.declared.map(names).unwrap_or_default(),
-        tree_root: r.tree_root,
-        counters: r.via.and_then(|e| table.counters(e)).cloned(),
-        path: r.real,
+/// Descriptors of the regular files the kernel holds inodes for, opened (`O_PATH`) when they
+/// were looked up: an inode is then that very file for as long as the kernel holds it, as a
+/// native dentry is, even after its name is replaced or removed behind the mount. At most
+/// `budget` are held, the oldest dropped first; a file without one is reached by its name and
+/// checked against its identity (ESTALE when the name holds another file now).
+#[derive(Debug)]
+struct Held {
+    fds: HashMap<u64, Arc<OwnedFd>>,
+    order: std::collections::VecDeque<u64>,
+    budget: usize,
+}
+
+impl Held {
+    fn new(budget: usize) -> Held {
+        Held {
+            fds: HashMap::new(),
+            order: std::collections::VecDeque::new(),
+            budget,
+        }
     }
+
+    fn get(&self, ino: u64) -> Option<Arc<OwnedFd>> {
+        self.fds.get(&ino).cloned()
+    }
+
+    fn hold(&mut self, ino: u64, fd: OwnedFd) {
+        if self.budget == 0 {
+            return;
+        }
+        while self.fds.len() >= self.budget {
+            match self.order.pop_front() {
+                Some(old) => {
+                    self.fds.remove(&old);
+                }
+                None => break,
+            }
+        }
+        if self.fds.insert(ino, Arc::new(fd)).is_none() {
+            self.order.push_back(ino);
+        }
+    }
+
+    fn drop_ino(&mut self, ino: u64) {
+        if self.fds.remove(&ino).is_some() {
+            // `order` keeps the number until it reaches the front; compact when it is mostly
+            // numbers no longer held.
+            if self.order.len() > 2 * self.fds.len() + 64 {
+                let fds = &self.fds;
+                self.order.retain(|i| fds.contains_key(i));
+            }
+        }
+    }
+}
+
+/// How many file descriptors inodes may hold: a quarter of what the process may open, so open
+/// files, listings and the daemon's own work keep the rest.
+fn held_budget() -> usize {
+    usize::try_from(beneath::raise_descriptor_limit() / 4)
+        .unwrap_or(4096)
+        .min(65536)
+}
+
+/// A table's identity, for knowing which table the opened roots belong to.
+fn table_id(table: &Table) -> usize {
+    std::ptr::from_ref(table) as usize
+}
+
+/// The roots opened for the table in force, by the path the table names them by.
+#[derive(Debug, Default)]
+struct Roots {
+    table: usize,
+    map: HashMap<PathBuf, Arc<Root>>,
+}
+
+/// A tree's root, opened by the daemon itself (the administrator declared it), with symlinks in
+/// its path followed once, when the table was installed.
+#[derive(Debug)]
+struct Root {
+    /// The root directory, or a file target's directory.
+    fd: Arc<OwnedFd>,
+    /// A file target's name in `fd`.
+    file: Option<OsString>,
+    /// Where the root really is.
+    real: PathBuf,
+}
+
+impl Root {
+    fn open(path: &Path) -> Result<Root> {
+        crate::creds::as_daemon(|| {
+            // Opened by its path as given, not by a resolved spelling of it: an in-place base is
+            // `/proc/self/fd/N`, whose resolved spelling is this mount's own mountpoint.
+            let fd = beneath::open_root(path)?;
+            let at = beneath::fd_path(&fd);
+            if std::fs::metadata(&at)?.is_dir() {
+                let real = std::fs::read_link(&at)?;
+                return Ok(Root {
+                    fd: Arc::new(fd),
+                    file: None,
+                    real,
+                });
+            }
+            let real = sys::at_path(path, |p| std::fs::canonicalize(p))?;
+            let (Some(dir), Some(name)) = (real.parent(), real.file_name()) else {
+                return Err(Error::NotFound);
+            };
+            Ok(Root {
+                fd: Arc::new(beneath::open_root(dir)?),
+                file: Some(name.to_owned()),
+                real: real.clone(),
+            })
+        })
+    }
+}
+
+/// A walk that met a symlink where a directory was (swapped behind the mount): the kernel's
+/// view of the path is stale, and ESTALE makes it look the path up again, as it then sees it.
+fn walked(e: std::io::Error) -> Error {
+    match e.raw_os_error() {
+        Some(libc::ELOOP | libc::ENOTDIR | libc::EXDEV) => stale(),
+        _ => Error::Os(e),
+    }
+}
+
+/// ESTALE: the kernel's inode no longer is what its name holds; the kernel looks the name up
+/// again (once) and retries, as a native path walk would have found it.
+fn stale() -> Error {
+    Error::Os(std::io::Error::from_raw_os_error(libc::ESTALE))
 }
 
 // Administration: reloads and status (used by the daemon, not by request paths).
