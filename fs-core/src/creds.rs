@@ -161,6 +161,12 @@ impl Drop for As {
     }
 }
 
+/// The user this thread acts as now, inside [`as_caller`]; `None` when it acts as itself (the
+/// caller is root, or the daemon is not).
+pub fn acting_uid() -> Option<u32> {
+    ACTING.with(|a| a.borrow().as_ref().map(|(c, _)| c.uid))
+}
+
 /// Runs `op` as the daemon itself, inside a request that acts as its caller: for what the kernel
 /// does with its own privilege on a local filesystem (dropping set-user-ID and set-group-ID after
 /// a write or truncate by someone who may not change the file's mode).

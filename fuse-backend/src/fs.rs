@@ -586,16 +586,18 @@ impl Filesystem for FuseOverlay {
         });
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        guarded("opendir", || match self.overlay.opendir(ino.0) {
-            // The kernel keeps listings in the directory's page cache and serves later reads of
-            // it without asking: changes through the mount and reloads invalidate it, and with
-            // FUSE_AUTO_INVAL_DATA a changed mtime (a change behind the mount) drops it too.
-            Ok(fh) => reply.opened(
-                FileHandle(fh),
-                FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
-            ),
-            Err(e) => reply.error(errno_of(&e)),
+    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        guarded("opendir", || {
+            match as_caller(caller(req), || self.overlay.opendir(ino.0)) {
+                // The kernel keeps listings in the directory's page cache and serves later reads of
+                // it without asking: changes through the mount and reloads invalidate it, and with
+                // FUSE_AUTO_INVAL_DATA a changed mtime (a change behind the mount) drops it too.
+                Ok(fh) => reply.opened(
+                    FileHandle(fh),
+                    FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
+                ),
+                Err(e) => reply.error(errno_of(&e)),
+            }
         });
     }
 

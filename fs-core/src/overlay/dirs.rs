@@ -18,11 +18,16 @@ impl Overlay {
         if let View::Link { .. } = node {
             return Err(Error::NotADirectory);
         }
+        let owner = crate::creds::acting_uid();
+        self.quota.take(owner)?;
         let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
         let dir = OpenDir {
+            ino,
+            owner,
             comps,
             node,
             listing: parking_lot::Mutex::new(None),
+            charged: AtomicU64::new(0),
         };
         self.dirs.write().insert(fh, Arc::new(dir));
         Ok(fh)
@@ -109,6 +114,7 @@ impl Overlay {
                 entries.push(DirEntry { name, kind, ino: 0 });
             }
         }
+        entries.shrink_to_fit();
         Ok(entries)
     }
 
@@ -127,14 +133,87 @@ impl Overlay {
         if let Some(l) = &*listing {
             return Ok(l.clone());
         }
+        let stamp = self.stamp(&dir.node);
+        if let Some(stamp) = stamp {
+            let shared = self.listings.lock();
+            if let Some(l) = shared
+                .get(&dir.ino)
+                .filter(|s| s.stamp == stamp)
+                .and_then(|s| s.listing.upgrade())
+            {
+                drop(shared);
+                self.charge(&dir, &l)?;
+                *listing = Some(l.clone());
+                return Ok(l);
+            }
+        }
         let l = Arc::new(self.list(&dir.comps, &dir.node)?);
+        self.charge(&dir, &l)?;
+        if let (Some(stamp), true) = (stamp, l.len() >= SHARED_LISTING) {
+            let mut shared = self.listings.lock();
+            if shared.len() > 256 {
+                shared.retain(|_, s| s.listing.strong_count() > 0);
+            }
+            shared.insert(
+                dir.ino,
+                Shared {
+                    stamp,
+                    listing: Arc::downgrade(&l),
+                },
+            );
+        }
         *listing = Some(l.clone());
         Ok(l)
     }
 
+    /// Charges the listing `l` to the owner of the open directory `dir`: each user's open
+    /// directories hold at most [`LISTING_BYTES_PER_USER`] of listings (ENOMEM past that), so
+    /// nobody can grow the daemon without bound by holding directories open.
+    fn charge(&self, dir: &OpenDir, l: &[DirEntry]) -> Result<()> {
+        let bytes = listing_bytes(l);
+        if let Err(e) = self.quota.charge(dir.owner, bytes) {
+            // The refused listing goes now: give its memory back too.
+            sys::release_free_memory();
+            return Err(e);
+        }
+        dir.charged.store(bytes as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// What a listing of `node` depends on, when it can be shared at all.
+    fn stamp(&self, node: &View) -> Option<Stamp> {
+        let View::Real(r) = node else {
+            return None;
+        };
+        let m = self.stat_real(r).ok()?;
+        let table = self.table.snapshot();
+        Some((
+            table_id(&table),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec(),
+        ))
+    }
+
     /// releasedir.
     pub fn releasedir(&self, fh: u64) {
-        self.dirs.write().remove(&fh);
+        let dir = self.dirs.write().remove(&fh);
+        if let Some(d) = dir {
+            self.quota.give_back(d.owner);
+            let charged = usize::try_from(d.charged.load(Ordering::Relaxed)).unwrap_or(0);
+            self.quota.refund(d.owner, charged);
+            let last = d
+                .listing
+                .lock()
+                .as_ref()
+                .is_some_and(|l| l.len() >= SHARED_LISTING && Arc::strong_count(l) == 1);
+            drop(d);
+            if last {
+                // A big listing went: give its memory back.
+                sys::release_free_memory();
+            }
+        }
     }
 
     /// fsyncdir.

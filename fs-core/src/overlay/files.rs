@@ -8,7 +8,9 @@ impl Overlay {
         file: File,
         ino: u64,
         counters: Option<Arc<EntryCounters>>,
-    ) -> (u64, Arc<Handle>) {
+    ) -> Result<(u64, Arc<Handle>)> {
+        let owner = crate::creds::acting_uid();
+        self.quota.take(owner)?;
         if let Some(c) = &counters {
             c.hit();
         }
@@ -16,10 +18,11 @@ impl Overlay {
         let h = Arc::new(Handle {
             file,
             ino,
+            owner,
             counters,
         });
         self.handles.write().insert(fh, h.clone());
-        (fh, h)
+        Ok((fh, h))
     }
 
     /// open: the real file, opened with the caller's flags except O_DIRECT: requests reach the
@@ -40,7 +43,7 @@ impl Overlay {
             Err(Error::NotFound) => match held {
                 Some(fd) if !writes => {
                     let file = sys::open(&beneath::fd_path(&*fd), open_flags(flags), 0)?;
-                    return Ok(self.register(file, ino, None));
+                    return self.register(file, ino, None);
                 }
                 _ => return Err(stale()),
             },
@@ -73,7 +76,7 @@ impl Overlay {
                 return Err(e);
             }
         };
-        Ok(self.register(file, ino, r.counters.clone()))
+        self.register(file, ino, r.counters.clone())
     }
 
     /// create: a new file, opened.
@@ -127,7 +130,7 @@ impl Overlay {
         if let Ok(fd) = sys::open(&beneath::fd_path(&file), libc::O_PATH, 0) {
             self.held.lock().hold(ino, fd.into());
         }
-        let (fh, h) = self.register(file, ino, dir.counters.clone());
+        let (fh, h) = self.register(file, ino, dir.counters.clone())?;
         Ok((real_attr(ino, &meta), fh, h))
     }
 
@@ -205,7 +208,11 @@ impl Overlay {
 
     /// release: the last close.
     pub fn release(&self, fh: u64) -> Option<Arc<Handle>> {
-        self.handles.write().remove(&fh)
+        let h = self.handles.write().remove(&fh);
+        if let Some(h) = &h {
+            self.quota.give_back(h.owner);
+        }
+        h
     }
 
     /// fallocate.

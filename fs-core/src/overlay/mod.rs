@@ -173,6 +173,8 @@ pub struct Handle {
     pub file: File,
     /// The overlay inode it was opened through.
     pub ino: u64,
+    /// Whose quota it counts in.
+    owner: Option<u32>,
     /// The counters of the entry it was opened through, if any.
     counters: Option<Arc<EntryCounters>>,
 }
@@ -187,9 +189,13 @@ enum At<'a> {
 /// An open directory: what it was when opened, and its listing once first read.
 #[derive(Debug)]
 struct OpenDir {
+    ino: u64,
+    owner: Option<u32>,
     comps: Vec<OsString>,
     node: View,
     listing: parking_lot::Mutex<Option<Arc<Vec<DirEntry>>>>,
+    /// The bytes of `listing` charged to `owner` (a shared listing is charged to each holder).
+    charged: AtomicU64,
 }
 
 /// What an xattr call applies to.
@@ -328,6 +334,8 @@ pub struct Overlay {
     next_handle: AtomicU64,
     roots: RwLock<Roots>,
     held: parking_lot::Mutex<Held>,
+    quota: Quota,
+    listings: parking_lot::Mutex<HashMap<u64, Shared>>,
     started: SystemTime,
     owner: Caller,
     privileged: bool,
@@ -366,6 +374,8 @@ impl Overlay {
             next_handle: AtomicU64::new(1),
             roots: RwLock::new(Roots::default()),
             held: parking_lot::Mutex::new(Held::new(held_budget())),
+            quota: Quota::new(beneath::raise_descriptor_limit()),
+            listings: parking_lot::Mutex::new(HashMap::new()),
             started: SystemTime::now(),
             owner: Caller {
                 uid,
@@ -754,6 +764,120 @@ impl Held {
         }
     }
 }
+
+/// Open files and directories, counted per user, so that no user can take the daemon's
+/// descriptors from everyone else: past `per_user` open handles a user gets EMFILE, and past
+/// `total` everyone but root does. With the inodes' budget (a quarter of the descriptor limit),
+/// a quarter stays in reserve for the daemon's own work: walks, listings, the control socket.
+#[derive(Debug)]
+struct Quota {
+    per_user: usize,
+    total: usize,
+    open: parking_lot::Mutex<(usize, HashMap<u32, usize>)>,
+    /// Bytes of directory listings each user's open directories hold.
+    listed: parking_lot::Mutex<HashMap<u32, usize>>,
+}
+
+/// How many bytes of listings one user's open directories may hold (about 600,000 names).
+const LISTING_BYTES_PER_USER: usize = 64 << 20;
+
+/// The memory a listing takes, as charged to its owner.
+fn listing_bytes(l: &[DirEntry]) -> usize {
+    l.iter()
+        .map(|e| std::mem::size_of::<DirEntry>() + e.name.capacity())
+        .sum()
+}
+
+impl Quota {
+    fn new(limit: u64) -> Quota {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        Quota {
+            total: limit / 2,
+            per_user: (limit / 8).max(64),
+            open: parking_lot::Mutex::new((0, HashMap::new())),
+            listed: parking_lot::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Charges `bytes` of a listing to `uid`, or refuses with ENOMEM past its share.
+    fn charge(&self, uid: Option<u32>, bytes: usize) -> Result<()> {
+        let Some(u) = uid else {
+            return Ok(());
+        };
+        let mut listed = self.listed.lock();
+        let mine = listed.entry(u).or_insert(0);
+        if *mine + bytes > LISTING_BYTES_PER_USER {
+            return Err(Error::Os(std::io::Error::from_raw_os_error(libc::ENOMEM)));
+        }
+        *mine += bytes;
+        Ok(())
+    }
+
+    fn refund(&self, uid: Option<u32>, bytes: usize) {
+        let Some(u) = uid else {
+            return;
+        };
+        let mut listed = self.listed.lock();
+        if let Some(n) = listed.get_mut(&u) {
+            *n = n.saturating_sub(bytes);
+            if *n == 0 {
+                listed.remove(&u);
+            }
+        }
+    }
+
+    /// Counts one more handle for `uid` (`None`: the daemon's own user or root, bound only by
+    /// the total), or refuses with EMFILE.
+    fn take(&self, uid: Option<u32>) -> Result<()> {
+        let mut open = self.open.lock();
+        let over_total = open.0 >= self.total;
+        match uid {
+            Some(u) => {
+                let mine = open.1.get(&u).copied().unwrap_or(0);
+                if over_total || mine >= self.per_user {
+                    return Err(Error::Os(std::io::Error::from_raw_os_error(libc::EMFILE)));
+                }
+                open.1.insert(u, mine + 1);
+            }
+            // Root may go on into half of the reserve, so an administrator can still work.
+            None if open.0 >= self.total + self.total / 8 => {
+                return Err(Error::Os(std::io::Error::from_raw_os_error(libc::EMFILE)));
+            }
+            None => {}
+        }
+        open.0 += 1;
+        Ok(())
+    }
+
+    fn give_back(&self, uid: Option<u32>) {
+        let mut open = self.open.lock();
+        open.0 = open.0.saturating_sub(1);
+        if let Some(u) = uid {
+            if let Some(n) = open.1.get_mut(&u) {
+                *n -= 1;
+                if *n == 0 {
+                    open.1.remove(&u);
+                }
+            }
+        }
+    }
+}
+
+/// A listing shared by the handles open on one directory while it is unchanged (same
+/// modification and change times, same table): a thousand handles on a huge directory cost one
+/// listing, not a thousand.
+#[derive(Debug)]
+struct Shared {
+    stamp: Stamp,
+    listing: std::sync::Weak<Vec<DirEntry>>,
+}
+
+/// What a directory's listing depends on: the table in force and the directory's times.
+type Stamp = (usize, i64, i64, i64, i64);
+
+/// Listings at least this long are shared between handles; shorter ones are read per handle,
+/// so they are always exact to the nanosecond of their opendir.
+const SHARED_LISTING: usize = 1024;
 
 /// How many file descriptors inodes may hold: a quarter of what the process may open, so open
 /// files, listings and the daemon's own work keep the rest.
