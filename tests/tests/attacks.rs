@@ -656,3 +656,52 @@ fn relative_links_climb_from_where_they_really_are() {
         native
     );
 }
+
+#[test]
+fn a_cwd_in_a_directory_swapped_for_a_symlink_stays_in_that_directory() {
+    require_attack_env!();
+    let sb = open_sandbox();
+    let t = Targets::new(&sb);
+    let d = sb.dir("base/pub/d");
+    chown_user(&d);
+    std::fs::write(d.join("mine"), "my own").expect("write");
+    chown_user(&d.join("mine"));
+    let m = sb.mount(&format!("base: base\n{ALLOW_OTHER}"));
+    let go = m.sandbox().path("go");
+    let script = format!(
+        "cd pub/d || exit 1; echo ready; while [ ! -e {} ]; do sleep 0.05; done; ls; cat s.txt 2>/dev/null; echo new > created; echo end",
+        go.display()
+    );
+    let mut child = Command::new("setpriv")
+        .args([
+            &format!("--reuid={UID}"),
+            &format!("--regid={UID}"),
+            "--clear-groups",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .current_dir(m.mnt())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut first = [0u8; 6];
+    std::io::Read::read_exact(&mut stdout, &mut first).expect("ready");
+    // Behind the mount, as the user may: move the directory away, a symlink in its place.
+    let moved = m.sandbox().path("base/pub/d-old");
+    std::fs::rename(&d, &moved).expect("rename");
+    std::os::unix::fs::symlink(&t.dir, &d).expect("symlink");
+    std::fs::write(&go, "").expect("go");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).expect("output");
+    child.wait().expect("wait");
+    assert!(!rest.contains("ROOT-ONLY"), "{rest}");
+    assert!(
+        rest.contains("mine"),
+        "the cwd no longer lists its own directory: {rest}"
+    );
+    assert!(moved.join("created").exists(), "{rest}");
+    t.intact();
+}

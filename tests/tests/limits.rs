@@ -35,7 +35,9 @@ fn hard_nofile() -> usize {
 #[test]
 fn one_user_cannot_take_every_descriptor() {
     require_fuse!();
-    let _alone = ALONE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _alone = ALONE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if fs_core::sys::geteuid() != 0 || tests::which("setpriv").is_none() {
         eprintln!("SKIPPED: one_user_cannot_take_every_descriptor: needs root and setpriv");
         return;
@@ -138,7 +140,9 @@ sys.stdin.readline()
 #[test]
 fn one_user_cannot_grow_the_daemon_with_open_listings() {
     require_fuse!();
-    let _alone = ALONE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _alone = ALONE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if fs_core::sys::geteuid() != 0 || tests::which("setpriv").is_none() {
         eprintln!(
             "SKIPPED: one_user_cannot_grow_the_daemon_with_open_listings: needs root and setpriv"

@@ -37,7 +37,7 @@ impl Overlay {
         let decided = self.components(ino).and_then(|comps| {
             let table = self.table.snapshot();
             let r = place::writable(&place::classify(&table, &Local, &comps))?.clone();
-            self.real_node(&table, r)
+            self.real_node_via(&table, r, Via::Itself(ino))
         });
         let r = match decided {
             Ok(r) => Some(r),

@@ -94,7 +94,7 @@ impl Overlay {
         let comps = self.components(parent)?;
         let table = self.table.snapshot();
         let dir = match place::creation(&table, &Local, &comps, name.as_bytes())? {
-            Creation::In(r) => self.real_node(&table, r)?,
+            Creation::In(r) => self.real_node_via(&table, r, Via::Itself(parent))?,
             Creation::Declared => {
                 drop(table);
                 if flags & libc::O_EXCL != 0 {
@@ -128,7 +128,7 @@ impl Overlay {
         let meta = file.metadata()?;
         let ino = self.intern(Self::key_for(&meta, &dir.tree), parent, name, true)?;
         if let Ok(fd) = sys::open(&beneath::fd_path(&file), libc::O_PATH, 0) {
-            self.held.lock().hold(ino, fd.into());
+            self.held.lock().hold(ino, fd.into(), false, &dir.tree);
         }
         let (fh, h) = self.register(file, ino, dir.counters.clone())?;
         Ok((real_attr(ino, &meta), fh, h))

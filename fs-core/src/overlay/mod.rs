@@ -455,9 +455,59 @@ impl Overlay {
     /// directories): the object's verified parent directory, reached from its tree's root by a
     /// walk that follows no symlink, and its name.
     fn real_node(&self, table: &Table, r: place::Real<'_>) -> Result<RealView> {
-        let root = self.root(table, r.root)?;
+        self.real_node_via(table, r, Via::Walk)
+    }
+
+    /// As [`Overlay::real_node`], reached from a held directory when `via` names one: the
+    /// directory inode itself (so it is that very directory, as a native cwd is, whatever its
+    /// name holds now), or the parent a name is looked up in (no walk from the root).
+    fn real_node_via(&self, table: &Table, r: place::Real<'_>, via: Via) -> Result<RealView> {
+        let tree = match r.via {
+            Some(e) => Tree::Entry(e.path.to_string()),
+            None => Tree::Base,
+        };
         let rel = r.real.strip_prefix(r.root).map_err(|_| Error::NotFound)?;
-        let (anchor, name) = match (rel.parent(), rel.file_name()) {
+        let held = match via {
+            Via::Walk => None,
+            Via::Itself(ino) => self.held.lock().dir(ino, &tree).map(|fd| (fd, None)),
+            Via::Parent(_) if r.tree_root => None,
+            Via::Parent(parent) => match rel.file_name() {
+                Some(name) => self
+                    .held
+                    .lock()
+                    .dir(parent, &tree)
+                    .map(|fd| (fd, Some(name.to_owned()))),
+                None => None,
+            },
+        };
+        let root = self.root(table, r.root)?;
+        let (anchor, name) = match held {
+            Some(h) => h,
+            None => self.walk(&root, rel)?,
+        };
+        let path = match &name {
+            Some(n) => beneath::fd_path(&*anchor).join(n),
+            None => beneath::fd_path(&*anchor).join("."),
+        };
+        Ok(RealView {
+            path,
+            anchor,
+            name,
+            root: r.root.to_path_buf(),
+            root_real: root.real.clone(),
+            tree,
+            read_only: r.read_only,
+            entry: r.entry().cloned(),
+            declared: r.declared.map(names).unwrap_or_default(),
+            tree_root: r.tree_root,
+            counters: r.via.and_then(|e| table.counters(e)).cloned(),
+            real: r.real,
+        })
+    }
+
+    /// The verified parent of `rel` beneath `root`, and its last name (`None` for the root).
+    fn walk(&self, root: &Root, rel: &Path) -> Result<(Arc<OwnedFd>, Option<OsString>)> {
+        Ok(match (rel.parent(), rel.file_name()) {
             (_, None) => match &root.file {
                 None => (root.fd.clone(), None),
                 Some(file) => (root.fd.clone(), Some(file.clone())),
@@ -472,27 +522,6 @@ impl Overlay {
                 (dir, Some(name.to_owned()))
             }
             _ => return Err(Error::NotADirectory),
-        };
-        let path = match &name {
-            Some(n) => beneath::fd_path(&*anchor).join(n),
-            None => beneath::fd_path(&*anchor).join("."),
-        };
-        Ok(RealView {
-            path,
-            anchor,
-            name,
-            root: r.root.to_path_buf(),
-            root_real: root.real.clone(),
-            tree: match r.via {
-                Some(e) => Tree::Entry(e.path.to_string()),
-                None => Tree::Base,
-            },
-            read_only: r.read_only,
-            entry: r.entry().cloned(),
-            declared: r.declared.map(names).unwrap_or_default(),
-            tree_root: r.tree_root,
-            counters: r.via.and_then(|e| table.counters(e)).cloned(),
-            real: r.real,
         })
     }
 
@@ -511,6 +540,10 @@ impl Overlay {
     }
 
     fn node(&self, table: &Table, comps: &[OsString]) -> Result<View> {
+        self.node_via(table, comps, Via::Walk)
+    }
+
+    fn node_via(&self, table: &Table, comps: &[OsString], via: Via) -> Result<View> {
         Ok(match place::classify(table, &Local, comps) {
             Place::Link(entry) => View::Link {
                 text: entry.target.clone(),
@@ -520,7 +553,7 @@ impl Overlay {
                 declared: names(dir),
                 standin,
             },
-            Place::Real(r) => View::Real(Box::new(self.real_node(table, r)?)),
+            Place::Real(r) => View::Real(Box::new(self.real_node_via(table, r, via)?)),
             Place::BeneathLink { .. } | Place::Absent => return Err(Error::NotFound),
         })
     }
@@ -528,7 +561,7 @@ impl Overlay {
     fn node_of(&self, ino: u64) -> Result<(Vec<OsString>, View)> {
         let comps = self.components(ino)?;
         let table = self.table.snapshot();
-        let node = self.node(&table, &comps)?;
+        let node = self.node_via(&table, &comps, Via::Itself(ino))?;
         Ok((comps, node))
     }
 
@@ -718,7 +751,7 @@ fn names(dir: Dir<'_>) -> Vec<OsString> {
 /// checked against its identity (ESTALE when the name holds another file now).
 #[derive(Debug)]
 struct Held {
-    fds: HashMap<u64, Arc<OwnedFd>>,
+    fds: HashMap<u64, HeldFd>,
     order: std::collections::VecDeque<u64>,
     budget: usize,
 }
@@ -732,11 +765,24 @@ impl Held {
         }
     }
 
+    /// The held regular file `ino`.
     fn get(&self, ino: u64) -> Option<Arc<OwnedFd>> {
-        self.fds.get(&ino).cloned()
+        self.fds.get(&ino).filter(|h| !h.dir).map(|h| h.fd.clone())
     }
 
-    fn hold(&mut self, ino: u64, fd: OwnedFd) {
+    /// The held directory `ino`, if it lies in `tree`.
+    fn dir(&self, ino: u64, tree: &Tree) -> Option<Arc<OwnedFd>> {
+        self.fds
+            .get(&ino)
+            .filter(|h| h.dir && h.tree == *tree)
+            .map(|h| h.fd.clone())
+    }
+
+    fn holds(&self, ino: u64) -> bool {
+        self.fds.contains_key(&ino)
+    }
+
+    fn hold(&mut self, ino: u64, fd: OwnedFd, dir: bool, tree: &Tree) {
         if self.budget == 0 {
             return;
         }
@@ -748,7 +794,12 @@ impl Held {
                 None => break,
             }
         }
-        if self.fds.insert(ino, Arc::new(fd)).is_none() {
+        let held = HeldFd {
+            fd: Arc::new(fd),
+            dir,
+            tree: tree.clone(),
+        };
+        if self.fds.insert(ino, held).is_none() {
             self.order.push_back(ino);
         }
     }
@@ -878,6 +929,25 @@ type Stamp = (usize, i64, i64, i64, i64);
 /// Listings at least this long are shared between handles; shorter ones are read per handle,
 /// so they are always exact to the nanosecond of their opendir.
 const SHARED_LISTING: usize = 1024;
+
+/// One held descriptor: a regular file, or a directory of `tree`.
+#[derive(Debug)]
+struct HeldFd {
+    fd: Arc<OwnedFd>,
+    dir: bool,
+    tree: Tree,
+}
+
+/// Where a request's real object is reached from.
+#[derive(Debug, Clone, Copy)]
+enum Via {
+    /// From its tree's root, walking.
+    Walk,
+    /// It is the inode `ino`: its held descriptor, if it is a held directory.
+    Itself(u64),
+    /// It is a name in the directory inode `parent`: from that held directory, if held.
+    Parent(u64),
+}
 
 /// How many file descriptors inodes may hold: a quarter of what the process may open, so open
 /// files, listings and the daemon's own work keep the rest.

@@ -16,7 +16,7 @@ impl Overlay {
         let mut comps = self.components(parent)?;
         comps.push(name.to_owned());
         let table = self.table.snapshot();
-        let node = self.node(&table, &comps)?;
+        let node = self.node_via(&table, &comps, Via::Parent(parent))?;
         drop(table);
         let counters = node.counters().cloned();
         let result = self.intern_view(parent, name, &comps, &node, count);
@@ -41,7 +41,7 @@ impl Overlay {
             View::Real(r) => {
                 let meta = self.stat_real(r)?;
                 let ino = self.intern(Self::key_for(&meta, &r.tree), parent, name, count)?;
-                if meta.is_file() && self.held.lock().get(ino).is_none() {
+                if (meta.is_file() || meta.is_dir()) && !self.held.lock().holds(ino) {
                     self.hold(ino, r, &meta);
                 }
                 Ok(real_attr(ino, &meta))
@@ -62,7 +62,7 @@ impl Overlay {
             return;
         };
         if beneath::identity(&f).ok() == Some((meta.dev(), meta.ino())) {
-            self.held.lock().hold(ino, f.into());
+            self.held.lock().hold(ino, f.into(), meta.is_dir(), &r.tree);
         }
     }
 
@@ -89,7 +89,7 @@ impl Overlay {
         let table = self.table.snapshot();
         match place::creation(&table, &Local, &comps, name.as_bytes())? {
             Creation::In(r) => {
-                let dir = self.real_node(&table, r)?;
+                let dir = self.real_node_via(&table, r, Via::Itself(parent))?;
                 let path = dir.dir()?.join(name);
                 Ok((comps, dir, path))
             }
@@ -165,7 +165,7 @@ impl Overlay {
         let comps = self.components(parent)?;
         let table = self.table.snapshot();
         let dir = place::removal(&table, &Local, &comps, name.as_bytes(), what)?;
-        self.real_node(&table, dir)
+        self.real_node_via(&table, dir, Via::Itself(parent))
     }
 
     /// Drops the alias (parent, name) from whatever inode holds it.
@@ -232,7 +232,10 @@ impl Overlay {
         )?;
         match plan {
             RenamePlan::Within { from, to } => {
-                let (from, to) = (self.real_node(&table, from)?, self.real_node(&table, to)?);
+                let (from, to) = (
+                    self.real_node_via(&table, from, Via::Itself(parent))?,
+                    self.real_node_via(&table, to, Via::Itself(newparent))?,
+                );
                 drop(table);
                 let (from, to) = (from.dir()?, to.dir()?);
                 sys::rename(&from.join(name), &to.join(newname), flags)?;
@@ -246,7 +249,7 @@ impl Overlay {
             }
             RenamePlan::ReplaceTarget { from, entry } => {
                 let target = entry.target.clone();
-                let from = self.real_node(&table, from)?;
+                let from = self.real_node_via(&table, from, Via::Itself(parent))?;
                 drop(table);
                 let from = from.dir()?;
                 replace_target(&from.join(name), &target)?;
@@ -267,7 +270,7 @@ impl Overlay {
         let (src, dir) = place::hard_link(&table, &Local, &src, &dir_comps, newname.as_bytes())?;
         let (src, dir) = (
             self.real_node(&table, src.clone())?,
-            self.real_node(&table, dir)?,
+            self.real_node_via(&table, dir, Via::Itself(newparent))?,
         );
         drop(table);
         sys::link(&src.path, &dir.dir()?.join(newname))?;
