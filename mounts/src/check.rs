@@ -18,7 +18,7 @@ pub fn check(files: &[PathBuf], case: NameCase) -> ExitCode {
                     eprintln!("{diag}");
                 }
                 let warnings = d.warnings().count();
-                println!(
+                outln!(
                     "{}: ok: {} redirection{}{}",
                     file.display(),
                     d.entries.len(),
@@ -87,6 +87,6 @@ pub fn explain(file: &Path, path: &str, case: NameCase) -> ExitCode {
         }
     };
     let table = Table::new(&d, d.case);
-    print!("{}", fs_core::explain::explain(&table, &vpath));
+    out!("{}", fs_core::explain::explain(&table, &vpath));
     ExitCode::SUCCESS
 }

@@ -6,6 +6,27 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use fs_core::NameCase;
 
+/// `println!` for command output: a reader that went away (`redirfs status | head -3`) ends
+/// the program quietly, as it ends `ls`, instead of a panic.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($t)*) {
+            $crate::stdout_failed(&e);
+        }
+    }};
+}
+
+/// `print!` for command output, as [`outln!`].
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = write!(std::io::stdout(), $($t)*) {
+            $crate::stdout_failed(&e);
+        }
+    }};
+}
+
 mod check;
 #[cfg(unix)]
 mod control;
@@ -15,6 +36,8 @@ mod daemon;
 mod demo;
 #[cfg(unix)]
 mod mount;
+#[cfg(unix)]
+mod mountinfo;
 #[cfg(unix)]
 mod runtime;
 #[cfg(windows)]
@@ -165,6 +188,16 @@ impl Names {
             NameCase::host()
         }
     }
+}
+
+/// Standard output failed: a closed pipe ends the program with success (the reader has what it
+/// wanted); any other error is reported.
+fn stdout_failed(e: &std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("redirfs: cannot write the output: {e}");
+    std::process::exit(i32::from(EXIT_USAGE));
 }
 
 fn main() -> ExitCode {

@@ -45,21 +45,16 @@ pub fn mount(file: &Path, foreground: bool, how: Serve) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if let Err(e) = crate::runtime::ensure_dir() {
+        eprintln!("redirfs: {e}");
+        return ExitCode::from(1);
+    }
     let log_path = crate::runtime::log(&mp);
-    let log = crate::runtime::ensure_dir().and_then(|_| {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-    });
-    let stderr = match log {
+    let stderr = match crate::runtime::open_private(&log_path) {
         Ok(f) => Stdio::from(f),
         Err(e) => {
-            eprintln!(
-                "redirfs: cannot open the log {}: {e}; the daemon will not log",
-                log_path.display()
-            );
-            Stdio::null()
+            eprintln!("redirfs: cannot open the log: {e}");
+            return ExitCode::from(1);
         }
     };
     let exe = match std::env::current_exe() {
@@ -191,7 +186,27 @@ fn serve(d: &fs_core::Declaration, how: Serve) -> ExitCode {
 
 /// `redirfs umount MOUNTPOINT`.
 pub fn umount(mountpoint: &Path, lazy: bool) -> ExitCode {
-    match fuse_backend::unmount(mountpoint, lazy) {
+    // As fusermount -u: only our own kind. umount(8) is there for the others.
+    let abs = crate::control::mountpoint_arg(mountpoint);
+    match crate::mountinfo::at(&abs) {
+        None => {
+            eprintln!(
+                "redirfs: cannot unmount {}: nothing is mounted there",
+                mountpoint.display()
+            );
+            return ExitCode::from(1);
+        }
+        Some(m) if !m.is_redirfs() => {
+            eprintln!(
+                "redirfs: refusing to unmount {}: it is a {} mount, not redirfs (use umount(8) for other filesystems)",
+                mountpoint.display(),
+                m.fstype
+            );
+            return ExitCode::from(1);
+        }
+        Some(_) => {}
+    }
+    match fuse_backend::unmount(&abs, lazy) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let hint = match e.raw_os_error() {

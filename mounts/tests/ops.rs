@@ -1,0 +1,547 @@
+//! Issue 13: a mount an admin can leave running unattended. Each test is a regression test for
+//! one item of the issue, run on the built binary with real mounts.
+
+#![cfg(target_os = "linux")]
+
+use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_redirfs");
+/// The unprivileged attacker of the issue's reports.
+const UID: u32 = 4321;
+
+fn can_mount() -> bool {
+    if !Path::new("/dev/fuse").exists() {
+        eprintln!("SKIPPED: no /dev/fuse");
+        return false;
+    }
+    if euid() != 0 {
+        eprintln!("SKIPPED: needs root (mounts directly, plants files as another uid)");
+        return false;
+    }
+    true
+}
+
+fn euid() -> u32 {
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(u32::MAX)
+}
+
+fn mounted_at(p: &Path) -> bool {
+    let want = p.to_string_lossy().replace(' ', "\\040");
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .map(|t| {
+            t.lines()
+                .filter_map(|l| l.split(' ').nth(4))
+                .any(|m| m == want)
+        })
+        .unwrap_or(false)
+}
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "rc {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A sandbox with its own runtime directory; dropping it unmounts what is still mounted
+/// beneath it, redirfs or not, lazily if need be.
+struct Lab {
+    dir: tempfile::TempDir,
+    run_dir: PathBuf,
+}
+
+impl Lab {
+    fn new() -> Lab {
+        let dir = tempfile::Builder::new()
+            .prefix("redirfs-ops-")
+            .tempdir()
+            .expect("tempdir");
+        let run_dir = dir.path().join("run");
+        Lab { dir, run_dir }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn mnt(&self) -> PathBuf {
+        self.path("mnt")
+    }
+
+    fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let p = self.path(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("parent");
+        }
+        std::fs::write(&p, text).expect("write");
+        p
+    }
+
+    /// `decl.yaml` for the mountpoint `mnt` (created).
+    fn declare(&self, body: &str) -> PathBuf {
+        std::fs::create_dir_all(self.mnt()).expect("mnt");
+        self.write("decl.yaml", &format!("version: 1\nmountpoint: mnt\n{body}"))
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.env("REDIRFS_RUNTIME_DIR", &self.run_dir)
+            .env_remove("XDG_RUNTIME_DIR")
+            .env_remove("RUST_LOG");
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().expect("run redirfs")
+    }
+
+    fn mount(&self, file: &Path, flags: &[&str]) {
+        let file = file.to_string_lossy().into_owned();
+        let mut args = vec!["mount"];
+        args.extend_from_slice(flags);
+        args.push(&file);
+        let out = self.run(&args);
+        assert!(out.status.success(), "mount failed: {}", text(&out));
+    }
+
+    fn status(&self, mp: &Path) -> serde_json::Value {
+        let out = self.run(&["status", &mp.to_string_lossy(), "--json"]);
+        assert!(out.status.success(), "status failed: {}", text(&out));
+        serde_json::from_slice(&out.stdout).expect("status json")
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+            return;
+        };
+        let root = self.dir.path().to_string_lossy().into_owned();
+        let mut mine: Vec<String> = info
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| m.starts_with(&root))
+            .map(|m| m.replace("\\040", " "))
+            .collect();
+        mine.reverse();
+        for m in mine {
+            let _ = Command::new("umount").arg(&m).output();
+            if mounted_at(Path::new(&m)) {
+                let _ = Command::new("umount").arg("-l").arg(&m).output();
+            }
+        }
+    }
+}
+
+// ---- item 10: runtime directory, log and control socket ----
+
+#[test]
+fn runtime_dir_that_is_a_planted_symlink_is_refused() {
+    if !can_mount() {
+        return;
+    }
+    let mut lab = Lab::new();
+    let victim = lab.path("victim");
+    std::fs::create_dir(&victim).expect("victim");
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::os::unix::fs::symlink(&victim, lab.path("run-link")).expect("symlink");
+    lab.run_dir = lab.path("run-link");
+    let decl = lab.declare("redirections: []\n");
+    let out = lab.run(&["mount", &decl.to_string_lossy()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("not a directory"), "{}", text(&out));
+    assert!(!mounted_at(&lab.mnt()));
+    let m = std::fs::metadata(&victim).expect("victim");
+    assert_eq!(m.mode() & 0o7777, 0o755, "the target's mode was changed");
+    assert_eq!(std::fs::read_dir(&victim).expect("ls").count(), 0);
+}
+
+#[test]
+fn shared_sticky_runtime_dir_is_refused_not_chmodded() {
+    if !can_mount() {
+        return;
+    }
+    let mut lab = Lab::new();
+    let shared = lab.path("shared");
+    std::fs::create_dir(&shared).expect("shared");
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+    lab.run_dir = shared.clone();
+    let decl = lab.declare("redirections: []\n");
+    let out = lab.run(&["mount", &decl.to_string_lossy()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("open to other users"), "{}", text(&out));
+    let m = std::fs::metadata(&shared).expect("shared");
+    assert_eq!(m.mode() & 0o7777, 0o1777, "a shared directory was chmod'ed");
+}
+
+#[test]
+fn users_xdg_runtime_dir_is_not_used_by_root() {
+    if !can_mount() {
+        return;
+    }
+    let lab = Lab::new();
+    // A user's runtime dir, with `redirfs` planted as a symlink to a root-only directory.
+    let xdg = lab.path("xdg");
+    std::fs::create_dir(&xdg).expect("xdg");
+    let secret = lab.path("secret");
+    std::fs::create_dir(&secret).expect("secret");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    std::os::unix::fs::symlink(&secret, xdg.join("redirfs")).expect("plant");
+    std::os::unix::fs::chown(&xdg, Some(UID), Some(UID)).expect("chown");
+    std::os::unix::fs::lchown(xdg.join("redirfs"), Some(UID), Some(UID)).expect("lchown");
+    // `status` computes the runtime dir the daemon would use: with the user's XDG it must not
+    // touch the planted link; it lists nothing from the secret directory.
+    std::fs::write(secret.join("x.sock"), "").expect("decoy");
+    let out = Command::new(BIN)
+        .args(["status", "--json"])
+        .env_remove("REDIRFS_RUNTIME_DIR")
+        .env("XDG_RUNTIME_DIR", &xdg)
+        .output()
+        .expect("status");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    assert!(
+        secret.join("x.sock").exists(),
+        "status pruned a file through the planted link"
+    );
+    assert_eq!(
+        std::fs::read_dir(&secret).expect("ls").count(),
+        1,
+        "something was created through the planted link"
+    );
+}
+
+#[test]
+fn planted_log_symlink_is_not_followed() {
+    if !can_mount() {
+        return;
+    }
+    let lab = Lab::new();
+    std::fs::create_dir(&lab.run_dir).expect("run");
+    std::fs::set_permissions(&lab.run_dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let victim = lab.write("victim", "root's secret\n");
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let decl = lab.declare("redirections: []\n");
+    // The log's name: the mountpoint with `/` as `_` (the lab's path is letters, digits, `-`).
+    let id = lab
+        .mnt()
+        .to_string_lossy()
+        .trim_start_matches('/')
+        .replace('/', "_");
+    std::os::unix::fs::symlink(&victim, lab.run_dir.join(format!("{id}.log"))).expect("plant");
+    let out = lab.run(&["mount", &decl.to_string_lossy()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(!mounted_at(&lab.mnt()));
+    assert_eq!(
+        std::fs::read_to_string(&victim).expect("victim"),
+        "root's secret\n"
+    );
+}
+
+#[test]
+fn mountpoints_that_differ_only_by_slash_or_underscore_have_their_own_sockets() {
+    if !can_mount() {
+        return;
+    }
+    let lab = Lab::new();
+    std::fs::create_dir_all(lab.path("a/c_d")).expect("mp1");
+    std::fs::create_dir_all(lab.path("a/c/d")).expect("mp2");
+    let one = lab.write(
+        "one.yaml",
+        "version: 1\nmountpoint: a/c_d\nredirections: []\n",
+    );
+    let two = lab.write(
+        "two.yaml",
+        "version: 1\nmountpoint: a/c/d\nredirections: []\n",
+    );
+    lab.mount(&one, &["--no-watch"]);
+    lab.mount(&two, &["--no-watch"]);
+    let s1 = lab.status(&lab.path("a/c_d"));
+    let s2 = lab.status(&lab.path("a/c/d"));
+    assert_eq!(s1["file"], one.to_string_lossy().as_ref());
+    assert_eq!(s2["file"], two.to_string_lossy().as_ref());
+    let socks = std::fs::read_dir(&lab.run_dir)
+        .expect("ls")
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "sock"))
+        .count();
+    assert_eq!(socks, 2);
+}
+
+fn vm_rss_kib(pid: u64) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn silent_and_huge_control_clients_neither_block_nor_grow_the_daemon() {
+    if !can_mount() {
+        return;
+    }
+    let lab = Lab::new();
+    let decl = lab.declare("redirections: []\n");
+    lab.mount(&decl, &["--no-watch"]);
+    let pid = lab.status(&lab.mnt())["pid"].as_u64().expect("pid");
+    let sock = std::fs::read_dir(&lab.run_dir)
+        .expect("ls")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "sock"))
+        .expect("socket");
+    // Two clients that connect and say nothing.
+    let _silent1 = std::os::unix::net::UnixStream::connect(&sock).expect("connect");
+    let _silent2 = std::os::unix::net::UnixStream::connect(&sock).expect("connect");
+    let t = Instant::now();
+    lab.status(&lab.mnt());
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "a silent client held up status for {:?}",
+        t.elapsed()
+    );
+    // A client sending 256 MiB without a newline is cut off after a few KiB.
+    let before = vm_rss_kib(pid);
+    let mut big = std::os::unix::net::UnixStream::connect(&sock).expect("connect");
+    big.set_write_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let chunk = vec![b'a'; 1 << 20];
+    let mut sent = 0usize;
+    for _ in 0..256 {
+        match big.write(&chunk) {
+            Ok(n) => sent += n,
+            Err(_) => break,
+        }
+    }
+    assert!(sent < 256 << 20, "the daemon read all of a 256 MiB request");
+    let mut reply = String::new();
+    let _ = big.read_to_string(&mut reply);
+    assert!(reply.contains("at most"), "reply: {reply}");
+    let after = vm_rss_kib(pid);
+    assert!(
+        after < before + 64 * 1024,
+        "the daemon grew from {before} KiB to {after} KiB"
+    );
+    lab.status(&lab.mnt());
+}
+
+#[test]
+fn status_into_a_closed_pipe_does_not_panic() {
+    if !can_mount() {
+        return;
+    }
+    let lab = Lab::new();
+    let decl = lab.declare("redirections: []\n");
+    lab.mount(&decl, &["--no-watch"]);
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = lab
+        .cmd()
+        .arg("status")
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::piped())
+        .output()
+        .expect("status");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}
+
+// ---- item 1: a broken watched declaration is tried once, and fixing it clears the refusal ----
+
+#[test]
+fn broken_watched_declaration_is_tried_once_and_fixing_it_clears_refused() {
+    if !can_mount() {
+        return;
+    }
+    let lab = Lab::new();
+    lab.write("v1/f", "one");
+    let good = "redirections:\n  - path: data\n    target: v1\n";
+    let decl = lab.declare(good);
+    lab.mount(&decl, &[]);
+    let mp = lab.mnt();
+    lab.declare("redirections:\n  - path: /data\n    target: v1\n    as: sideways\n");
+    wait_for("the watcher to refuse the broken file", || {
+        lab.status(&mp)["last_reload"]["ok"] == false
+    });
+    let refused_at = lab.status(&mp)["reloads"].as_u64().expect("reloads");
+    // Watch for two seconds: the old watcher retried ~7 times a second, woken by its own reads.
+    let window = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < window {
+        assert_eq!(
+            lab.status(&mp)["reloads"].as_u64(),
+            Some(refused_at),
+            "the broken file was reloaded again with no edit"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Back to the text that is serving: the refusal is cleared without `redirfs reload`.
+    lab.declare(good);
+    wait_for("the fixed file to clear REFUSED", || {
+        lab.status(&mp)["last_reload"]["ok"] == true
+    });
+}
+
+// ---- item 2: umount refuses what is not redirfs ----
+
+#[test]
+fn umount_refuses_a_mount_that_is_not_redirfs() {
+    if !can_mount() {
+        return;
+    }
+    let lab = Lab::new();
+    let t = lab.path("tmpfs");
+    std::fs::create_dir(&t).expect("dir");
+    let out = Command::new("mount")
+        .args(["-t", "tmpfs", "redirfs-ops-test", &t.to_string_lossy()])
+        .output()
+        .expect("mount tmpfs");
+    if !out.status.success() {
+        eprintln!("SKIPPED: cannot mount a tmpfs here: {}", text(&out));
+        return;
+    }
+    let out = lab.run(&["umount", &t.to_string_lossy()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("not redirfs"), "{}", text(&out));
+    assert!(mounted_at(&t), "redirfs umount unmounted a tmpfs");
+    // Nothing mounted: said so, not success.
+    std::fs::create_dir(lab.path("empty")).expect("dir");
+    let out = lab.run(&["umount", &lab.path("empty").to_string_lossy()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("nothing is mounted"), "{}", text(&out));
+}
+
+// ---- item 4: a killed daemon's mount shows in status as dead ----
+
+#[test]
+fn status_shows_a_killed_daemons_mount_as_dead_and_fails() {
+    if !can_mount() {
+        return;
+    }
+    let lab = Lab::new();
+    let decl = lab.declare("redirections: []\n");
+    lab.mount(&decl, &["--no-watch"]);
+    let mp = lab.mnt();
+    let pid = lab.status(&mp)["pid"].as_u64().expect("pid");
+    let out = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .output()
+        .expect("kill");
+    assert!(out.status.success());
+    wait_for("the mount to be left not connected", || {
+        std::fs::metadata(&mp).is_err_and(|e| e.raw_os_error() == Some(ENOTCONN))
+    });
+    let out = lab.run(&["status"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        t.contains("DEAD") && t.contains(&*mp.to_string_lossy()),
+        "{t}"
+    );
+    assert!(
+        t.contains("redirfs mount") && t.contains("umount --lazy"),
+        "{t}"
+    );
+    let out = lab.run(&["status", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v[0]["dead"], true, "{v}");
+    let out = lab.run(&["status", &mp.to_string_lossy()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("DEAD"));
+    // The advice works.
+    let out = lab.run(&["umount", "--lazy", &mp.to_string_lossy()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!mounted_at(&mp));
+    let out = lab.run(&["status"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+/// "Transport endpoint is not connected" on Linux.
+const ENOTCONN: i32 = 107;
+
+// ---- item 11: a declaration that is not a regular file, or too large ----
+
+fn mkfifo(p: &Path) {
+    let out = Command::new("mkfifo").arg(p).output().expect("mkfifo");
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+/// Runs `redirfs args`, killing it if it has not finished within 10 s.
+fn bounded(lab: &Lab, args: &[&str]) -> Output {
+    let mut child = lab
+        .cmd()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("redirfs {args:?} did not return in 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().expect("output")
+}
+
+#[test]
+fn check_refuses_fifo_device_and_oversized_declarations() {
+    let lab = Lab::new();
+    let fifo = lab.path("fifo.yaml");
+    mkfifo(&fifo);
+    let out = bounded(&lab, &["check", &fifo.to_string_lossy()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("not a regular file"), "{}", text(&out));
+    let out = bounded(&lab, &["check", "/dev/zero"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("not a regular file"), "{}", text(&out));
+    let big = lab.path("big.yaml");
+    std::fs::File::create(&big)
+        .and_then(|f| f.set_len(65 << 20))
+        .expect("sparse file");
+    let out = bounded(&lab, &["check", &big.to_string_lossy()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("larger than"), "{}", text(&out));
+}
+
+#[test]
+fn a_declaration_replaced_by_a_fifo_is_refused_on_reload_and_status_answers() {
+    if !can_mount() {
+        return;
+    }
+    let lab = Lab::new();
+    let decl = lab.declare("redirections: []\n");
+    lab.mount(&decl, &[]);
+    let mp = lab.mnt();
+    let fifo = lab.path("fifo");
+    mkfifo(&fifo);
+    std::fs::rename(&fifo, &decl).expect("rename the fifo over the declaration");
+    let out = bounded(&lab, &["reload", &mp.to_string_lossy()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("not a regular file"), "{}", text(&out));
+    let out = bounded(&lab, &["status", &mp.to_string_lossy(), "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+}
