@@ -107,6 +107,15 @@ enum Command {
         /// Do not watch the declaration file: reload only on SIGHUP or `redirfs reload`.
         #[arg(long)]
         no_watch: bool,
+        /// Mount read-only whatever the declaration says (what `-o ro` does for mount(8)).
+        #[arg(long, hide = true)]
+        read_only: bool,
+        /// Let other users in whatever the declaration says (`-o allow_other` for mount(8)).
+        #[arg(long, hide = true)]
+        allow_other: bool,
+        /// A kernel mount flag from `-o` (nosuid, noexec, noatime...), for the daemon.
+        #[arg(long = "kernel-flag", hide = true)]
+        kernel_flags: Vec<String>,
     },
     /// Mount a declaration through WinFsp and serve it until Ctrl+C.
     #[cfg(windows)]
@@ -219,12 +228,19 @@ fn main() -> ExitCode {
             foreground,
             no_passthrough,
             no_watch,
+            read_only,
+            allow_other,
+            kernel_flags,
         } => match (file, all) {
             (_, Some(dir)) => mount::mount_all(
                 &dir,
                 mount::Serve {
                     no_passthrough,
                     no_watch,
+                    read_only,
+                    allow_other,
+                    kernel_flags: kernel_flags.clone(),
+                    quiet: false,
                 },
             ),
             (Some(file), None) => mount::mount(
@@ -233,6 +249,10 @@ fn main() -> ExitCode {
                 mount::Serve {
                     no_passthrough,
                     no_watch,
+                    read_only,
+                    allow_other,
+                    kernel_flags: kernel_flags.clone(),
+                    quiet: false,
                 },
             ),
             (None, None) => ExitCode::from(EXIT_USAGE),

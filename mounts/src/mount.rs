@@ -22,19 +22,29 @@ const READY: &str = "redirfs: ready";
 /// `redirfs mount FILE`: validates, then either serves here (`--foreground`) or starts a daemon
 /// and returns once the mount is ready.
 /// How a daemon serves.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Serve {
+    /// Kernel mount flags from `-o` (names in [`fuse_backend::KERNEL_FLAGS`]).
+    pub kernel_flags: Vec<String>,
     /// Serve file I/O from the daemon even where the kernel offers passthrough.
     pub no_passthrough: bool,
     /// Reload only on SIGHUP or `redirfs reload`.
     pub no_watch: bool,
+    /// Mount read-only whatever the declaration says (`-o ro`).
+    pub read_only: bool,
+    /// Let other users in whatever the declaration says (`-o allow_other`).
+    pub allow_other: bool,
+    /// Print nothing on success (a mount helper).
+    pub quiet: bool,
 }
 
 pub fn mount(file: &Path, foreground: bool, how: Serve) -> ExitCode {
-    let d = match crate::check::load(file, NAMES) {
+    let mut d = match crate::check::load(file, NAMES) {
         Ok(d) => d,
         Err(code) => return code,
     };
+    d.options.read_only |= how.read_only;
+    d.options.allow_other |= how.allow_other;
     if foreground {
         return serve(&d, how);
     }
@@ -72,6 +82,15 @@ pub fn mount(file: &Path, foreground: bool, how: Serve) -> ExitCode {
     if how.no_watch {
         cmd.arg("--no-watch");
     }
+    if how.read_only {
+        cmd.arg("--read-only");
+    }
+    if how.allow_other {
+        cmd.arg("--allow-other");
+    }
+    for f in &how.kernel_flags {
+        cmd.arg(format!("--kernel-flag={f}"));
+    }
     use std::os::unix::process::CommandExt;
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -93,6 +112,9 @@ pub fn mount(file: &Path, foreground: bool, how: Serve) -> ExitCode {
     loop {
         match lines.next() {
             Some(Ok(line)) if line == READY => {
+                if how.quiet {
+                    return ExitCode::SUCCESS;
+                }
                 println!(
                     "redirfs: mounted {} on {} (pid {}, log {})",
                     d.file.display(),
@@ -121,7 +143,7 @@ fn serve(d: &fs_core::Declaration, how: Serve) -> ExitCode {
         passthrough: !how.no_passthrough,
         ..Tuning::default()
     };
-    let mut mounted = match fuse_backend::mount(d, tuning) {
+    let mut mounted = match fuse_backend::mount_with(d, tuning, &how.kernel_flags) {
         Ok(m) => m,
         Err(e) => {
             // The parent (or the user) reads this line.
@@ -247,7 +269,7 @@ pub fn mount_all(dir: &Path, how: Serve) -> ExitCode {
     }
     let mut failed = 0;
     for f in &files {
-        if mount(f, false, how) != ExitCode::SUCCESS {
+        if mount(f, false, how.clone()) != ExitCode::SUCCESS {
             failed += 1;
         }
     }
@@ -322,18 +344,48 @@ pub fn helper_mode() -> Option<ExitCode> {
         );
         return Some(ExitCode::from(EXIT_USAGE));
     }
+    let mut how = Serve {
+        quiet: true,
+        ..Serve::default()
+    };
+    let mut refused = Vec::new();
     for o in &opts {
         match o.as_str() {
-            "ro" if !d.options.read_only => {
-                eprintln!("redirfs: `-o ro` given: declare `options: read_only: true` in {} instead (the declaration is the source of truth)", file.display());
+            "ro" => how.read_only = true,
+            "rw" if d.options.read_only => {
+                eprintln!(
+                    "redirfs: `-o rw` given, but {} declares `read_only: true`: make them agree",
+                    file.display()
+                );
                 return Some(ExitCode::from(EXIT_USAGE));
             }
-            _ => log::debug!("mount option `{o}` left to mount(8)"),
+            "allow_other" => how.allow_other = true,
+            "no_passthrough" => how.no_passthrough = true,
+            "no_watch" => how.no_watch = true,
+            o if fuse_backend::KERNEL_FLAGS.contains(&o) => how.kernel_flags.push(o.to_string()),
+            // Always in effect on a redirfs mount.
+            "rw" | "nodev" | "default_permissions" | "relatime" => {}
+            // A user's mount (through fusermount3) is always nosuid.
+            "nosuid" if fs_core::sys::geteuid() != 0 => {}
+            // For mount(8), fstab and systemd, not for the filesystem.
+            "defaults" | "auto" | "noauto" | "nofail" | "_netdev" | "user" | "users" | "nouser"
+            | "owner" | "group" => {}
+            o if o.starts_with("x-") || o.starts_with("comment=") => {}
+            "" => {}
+            o => refused.push(o.to_string()),
         }
     }
-    let how = Serve {
-        no_passthrough: opts.iter().any(|o| o == "no_passthrough"),
-        no_watch: opts.iter().any(|o| o == "no_watch"),
-    };
+    if !refused.is_empty() {
+        eprintln!(
+            "redirfs: mount option{} `{}` not supported by redirfs: remove {} from the mount command or fstab \
+             (supported: ro, rw, allow_other, {}, no_passthrough, no_watch; and defaults, nofail, _netdev, \
+             noauto, user, x-*, nodev, relatime, default_permissions, which need nothing from redirfs)",
+            if refused.len() == 1 { "" } else { "s" },
+            refused.join("`, `"),
+            if refused.len() == 1 { "it" } else { "them" },
+            fuse_backend::KERNEL_FLAGS.join(", ")
+        );
+        return Some(ExitCode::from(EXIT_USAGE));
+    }
     Some(mount(file, false, how))
 }

@@ -545,3 +545,61 @@ fn a_declaration_replaced_by_a_fifo_is_refused_on_reload_and_status_answers() {
     let out = bounded(&lab, &["status", &mp.to_string_lossy(), "--json"]);
     assert!(out.status.success(), "{}", text(&out));
 }
+
+// ---- item 3: mount helper options are honoured or refused by name; the helper is silent ----
+
+/// The mount options and superblock options of the mount at `p`.
+fn mount_options(p: &Path) -> String {
+    let want = p.to_string_lossy().replace(' ', "\\040");
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .expect("mountinfo")
+        .lines()
+        .filter(|l| l.split(' ').nth(4) == Some(want.as_str()))
+        .map(|l| {
+            let opts = l.split(' ').nth(5).unwrap_or_default();
+            let sb = l.rsplit(' ').next().unwrap_or_default();
+            format!("{opts},{sb}")
+        })
+        .next_back()
+        .unwrap_or_default()
+}
+
+#[test]
+fn helper_options_are_honoured_or_refused_by_name() {
+    if !can_mount() {
+        return;
+    }
+    let lab = Lab::new();
+    let decl = lab.declare("redirections: []\n");
+    let helper = |opts: &str| {
+        lab.cmd()
+            .args([
+                &*decl.to_string_lossy(),
+                &*lab.mnt().to_string_lossy(),
+                "-o",
+                opts,
+            ])
+            .output()
+            .expect("helper")
+    };
+    let out = helper("allow_other,noatime,uid=1000,bogusopt");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`uid=1000`, `bogusopt`"), "{err}");
+    assert!(!mounted_at(&lab.mnt()));
+    let out =
+        helper("defaults,nofail,_netdev,x-systemd.automount,allow_other,noatime,nosuid,noexec,ro");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        out.stdout.is_empty(),
+        "a helper is silent on success: {}",
+        text(&out)
+    );
+    let opts = mount_options(&lab.mnt());
+    for want in ["ro", "noatime", "nosuid", "noexec", "allow_other"] {
+        assert!(
+            opts.split(',').any(|o| o == want),
+            "`{want}` not applied: {opts}"
+        );
+    }
+}
