@@ -79,6 +79,16 @@ pub fn explain(file: &Path, path: &str, case: NameCase) -> ExitCode {
         Ok(d) => d,
         Err(code) => return code,
     };
+    // An absolute path under the mountpoint (`/opt/app/data/x`) is taken as the path a program
+    // uses; any other is relative to the mount's root, a leading `/` allowed.
+    let inside = match &d.mountpoint {
+        decl::Mountpoint::Dir(mp) => Path::new(path)
+            .strip_prefix(mp)
+            .ok()
+            .map(|rest| rest.to_string_lossy().into_owned()),
+        decl::Mountpoint::Drive(_) => None,
+    };
+    let path = inside.as_deref().unwrap_or(path);
     let vpath = match VPath::parse_lenient(path) {
         Ok(p) => p,
         Err(e) => {

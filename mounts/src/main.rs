@@ -81,7 +81,8 @@ enum Command {
     Explain {
         /// The declaration file.
         file: PathBuf,
-        /// A path inside the mount, relative to its root (a leading `/` is allowed).
+        /// A path inside the mount: absolute under the mountpoint (`/opt/app/data/x`), or
+        /// relative to the mount's root (a leading `/` is allowed).
         path: String,
         #[command(flatten)]
         names: Names,

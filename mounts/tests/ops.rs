@@ -603,3 +603,30 @@ fn helper_options_are_honoured_or_refused_by_name() {
         );
     }
 }
+
+// ---- item 6: explain takes an absolute path under the mountpoint ----
+
+#[test]
+fn explain_accepts_an_absolute_path_under_the_mountpoint() {
+    let lab = Lab::new();
+    lab.write("vol/f", "x");
+    let decl = lab.declare("redirections:\n  - path: data\n    target: vol\n");
+    let rel = lab.run(&["explain", &decl.to_string_lossy(), "data/f"]);
+    assert!(rel.status.success(), "{}", text(&rel));
+    let abs_path = lab.mnt().join("data/f");
+    let abs = lab.run(&[
+        "explain",
+        &decl.to_string_lossy(),
+        &abs_path.to_string_lossy(),
+    ]);
+    assert!(abs.status.success(), "{}", text(&abs));
+    assert_eq!(
+        String::from_utf8_lossy(&abs.stdout),
+        String::from_utf8_lossy(&rel.stdout)
+    );
+    assert!(
+        String::from_utf8_lossy(&abs.stdout).contains(&*lab.path("vol/f").to_string_lossy()),
+        "{}",
+        text(&abs)
+    );
+}
