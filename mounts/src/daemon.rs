@@ -210,7 +210,8 @@ impl Daemon {
             "pid": std::process::id(),
             "started": unix(self.started),
             "uptime_secs": self.started.elapsed().map_or(0, |d| d.as_secs()),
-            "base": table.base().map(|b| b.display().to_string()),
+            // The declared base: an in-place mount reaches it through a descriptor.
+            "base": state.base.as_ref().map(|b| b.display().to_string()),
             "passthrough": self.passthrough.load(std::sync::atomic::Ordering::Relaxed),
             "inodes": self.overlay.inode_count(),
             "open_files": self.overlay.handle_count(),

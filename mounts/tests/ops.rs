@@ -630,3 +630,33 @@ fn explain_accepts_an_absolute_path_under_the_mountpoint() {
         text(&abs)
     );
 }
+
+// ---- item 7: an in-place overlay does not look through itself ----
+
+#[test]
+fn in_place_overlay_reports_no_mask_seen_through_the_mount_and_shows_its_base() {
+    if !can_mount() {
+        return;
+    }
+    let lab = Lab::new();
+    lab.write("vol/f", "x");
+    lab.write("mnt/keep", "base file");
+    let decl = lab.write(
+        "decl.yaml",
+        "version: 1\nmountpoint: mnt\nbase: mnt\nredirections:\n  - path: data\n    target: vol\n",
+    );
+    let before = lab.run(&["check", &decl.to_string_lossy()]);
+    assert!(before.status.success(), "{}", text(&before));
+    assert!(!text(&before).contains("masks"), "{}", text(&before));
+    lab.mount(&decl, &["--no-watch"]);
+    assert!(lab.mnt().join("data").exists() && lab.mnt().join("keep").exists());
+    let during = lab.run(&["check", &decl.to_string_lossy()]);
+    assert!(during.status.success(), "{}", text(&during));
+    assert!(
+        !text(&during).contains("masks"),
+        "check looked through the mount: {}",
+        text(&during)
+    );
+    let s = lab.status(&lab.mnt());
+    assert_eq!(s["base"], lab.mnt().to_string_lossy().as_ref(), "{s}");
+}

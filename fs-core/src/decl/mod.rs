@@ -193,6 +193,22 @@ impl std::error::Error for LoadError {
     }
 }
 
+/// Whether a FUSE filesystem is mounted exactly at `dir` now (Linux; elsewhere `false`).
+fn fuse_mounted_at(dir: &Path) -> bool {
+    if !cfg!(target_os = "linux") {
+        return false;
+    }
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let want = dir.to_string_lossy().replace(' ', "\\040");
+    text.lines().any(|l| {
+        l.split_once(" - ").is_some_and(|(left, right)| {
+            left.split(' ').nth(4) == Some(want.as_str()) && right.starts_with("fuse")
+        })
+    })
+}
+
 /// The largest declaration file read, in bytes: far above any real one (a million entries is
 /// about 60 MiB of YAML), and a bound on what a wrong path such as
 /// `/dev/zero` can make a daemon read.

@@ -534,8 +534,10 @@ impl Checker<'_> {
             .zip(&duplicate_of)
             .filter_map(|(c, dup)| dup.is_none().then_some(c))
             .collect();
-        // What each kept entry masks in the base.
-        let masked: Vec<Option<PathBuf>> = match base {
+        // What each kept entry masks in the base. An in-place overlay that is mounted covers its
+        // base: looking there would see the mount's own entries, so nothing is said.
+        let covered = matches!((mountpoint, base), (Some(Mountpoint::Dir(mp)), Some(b)) if mp == b && super::fuse_mounted_at(mp));
+        let masked: Vec<Option<PathBuf>> = match base.filter(|_| !covered) {
             Some(base) => map_in_parallel(&kept, |_: &mut (), c| {
                 let shadowed = c
                     .entry
