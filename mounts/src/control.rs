@@ -79,17 +79,18 @@ fn print_status(s: &Value) {
         }
     }
     outln!(
-        "  {:<24} {:<7} {:>8} {:>12} {:>12} {:>6}  target",
+        "  {:<24} {:<7} {:>8} {:>12} {:>12} {:>6} {:>9}  target",
         "entry",
         "exists",
         "hits",
         "read",
         "written",
-        "errors"
+        "errors",
+        "not-found"
     );
     for e in s["entries"].as_array().into_iter().flatten() {
         outln!(
-            "  {:<24} {:<7} {:>8} {:>12} {:>12} {:>6}  {} ({})",
+            "  {:<24} {:<7} {:>8} {:>12} {:>12} {:>6} {:>9}  {} ({})",
             str_of(&e["path"]),
             if e["exists"].as_bool() == Some(true) {
                 "yes"
@@ -100,6 +101,7 @@ fn print_status(s: &Value) {
             e["bytes_read"].as_u64().unwrap_or(0),
             e["bytes_written"].as_u64().unwrap_or(0),
             e["errors"].as_u64().unwrap_or(0),
+            e["not_found"].as_u64().unwrap_or(0),
             str_of(&e["target"]),
             str_of(&e["as"]),
         );
@@ -144,7 +146,10 @@ pub fn status(mountpoint: Option<&Path>, as_json: bool) -> ExitCode {
         let abs = mountpoint_arg(mp);
         match ask(&runtime::socket(&abs), "status") {
             Ok(v) => all.push(v),
-            Err(_) if crate::mountinfo::is_dead(&abs) => {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::ConnectionRefused
+                    && crate::mountinfo::is_dead(&abs) =>
+            {
                 let file = crate::mountinfo::at(&abs).and_then(|m| m.declaration());
                 all.push(dead(&abs, file.as_deref()));
                 bad = true;
@@ -158,38 +163,28 @@ pub fn status(mountpoint: Option<&Path>, as_json: bool) -> ExitCode {
             }
         }
     } else {
-        let mut seen = Vec::new();
         for sock in &sockets() {
-            let mp = sock
-                .file_stem()
-                .and_then(|s| runtime::mountpoint_of(&s.to_string_lossy()));
             match ask(sock, "status") {
-                Ok(v) => {
-                    if let Some(m) = v["mountpoint"].as_str() {
-                        seen.push(PathBuf::from(m));
-                    }
-                    all.push(v);
-                }
-                // A daemon that died left its socket; its mount is reported below from the
-                // kernel's list, and a socket with no mount left is cleared.
+                Ok(v) => all.push(v),
+                // A daemon that died left its socket, which names its mountpoint. Only then is
+                // the mountpoint looked at: a stat cannot hang on a mount whose daemon is gone,
+                // while it could on a live but wedged one.
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                    if !mp.as_deref().is_some_and(crate::mountinfo::is_dead) {
-                        let _ = std::fs::remove_file(sock);
+                    let mp = sock
+                        .file_stem()
+                        .and_then(|s| runtime::mountpoint_of(&s.to_string_lossy()));
+                    let m = mp.as_deref().and_then(crate::mountinfo::at);
+                    match m {
+                        Some(m) if m.is_redirfs() && crate::mountinfo::is_dead(&m.mountpoint) => {
+                            all.push(dead(&m.mountpoint, m.declaration().as_deref()));
+                            bad = true;
+                        }
+                        _ => {
+                            let _ = std::fs::remove_file(sock);
+                        }
                     }
                 }
                 Err(_) => {}
-            }
-        }
-        let me = fs_core::sys::geteuid();
-        for m in crate::mountinfo::all() {
-            if m.is_redirfs()
-                && m.user_id == Some(me)
-                && !seen.contains(&m.mountpoint)
-                && crate::mountinfo::is_dead(&m.mountpoint)
-            {
-                seen.push(m.mountpoint.clone());
-                all.push(dead(&m.mountpoint, m.declaration().as_deref()));
-                bad = true;
             }
         }
     }

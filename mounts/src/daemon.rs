@@ -192,6 +192,7 @@ impl Daemon {
                     "bytes_read": s.bytes_read,
                     "bytes_written": s.bytes_written,
                     "errors": s.errors,
+                    "not_found": s.not_found,
                 })
             })
             .collect();

@@ -14,8 +14,6 @@ pub struct Mount {
     pub fstype: String,
     /// Its source; for redirfs `redirfs:DECLARATION`.
     pub source: String,
-    /// The `user_id=` of a FUSE mount: who mounted it.
-    pub user_id: Option<u32>,
 }
 
 impl Mount {
@@ -68,15 +66,10 @@ pub fn all() -> Vec<Mount> {
             let mut r = right.split(' ');
             let fstype = r.next()?.to_string();
             let source = unescape(r.next()?).to_string_lossy().into_owned();
-            let user_id = r.next().and_then(|opts| {
-                opts.split(',')
-                    .find_map(|o| o.strip_prefix("user_id=").and_then(|u| u.parse().ok()))
-            });
             Some(Mount {
                 mountpoint,
                 fstype,
                 source,
-                user_id,
             })
         })
         .collect()

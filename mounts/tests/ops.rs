@@ -660,3 +660,35 @@ fn in_place_overlay_reports_no_mask_seen_through_the_mount_and_shows_its_base() 
     let s = lab.status(&lab.mnt());
     assert_eq!(s["base"], lab.mnt().to_string_lossy().as_ref(), "{s}");
 }
+
+// ---- item 5: not-found probes are not errors ----
+
+#[test]
+fn not_found_lookups_are_counted_apart_from_errors() {
+    if !can_mount() {
+        return;
+    }
+    let lab = Lab::new();
+    lab.write("vol/db", "x");
+    let decl = lab.declare("redirections:\n  - path: data\n    target: vol\n    as: transparent\n");
+    lab.mount(&decl, &["--no-watch"]);
+    // What sqlite does before opening a database: probe for its journal files.
+    for i in 0..30 {
+        let probe = lab.mnt().join(format!("data/db-journal-{i}"));
+        let e = std::fs::metadata(&probe).expect_err("absent");
+        assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+    }
+    assert_eq!(
+        std::fs::read_to_string(lab.mnt().join("data/db")).expect("read"),
+        "x"
+    );
+    let e = &lab.status(&lab.mnt())["entries"][0];
+    assert_eq!(e["errors"], 0, "{e}");
+    assert!(e["not_found"].as_u64().unwrap_or(0) >= 30, "{e}");
+    let out = lab.run(&["status"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("not-found"),
+        "{}",
+        text(&out)
+    );
+}

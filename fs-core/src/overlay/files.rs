@@ -47,10 +47,11 @@ impl Overlay {
         let file = match sys::open(&r.path, flags, 0) {
             Ok(f) => f,
             Err(e) => {
+                let e = Error::Os(e);
                 if let Some(c) = &r.counters {
-                    c.error();
+                    c.failed(&e);
                 }
-                return Err(Error::Os(e));
+                return Err(e);
             }
         };
         Ok(self.register(file, ino, r.counters.clone()))
