@@ -213,6 +213,29 @@ pub fn status(mountpoint: Option<&Path>, as_json: bool) -> ExitCode {
     }
 }
 
+/// The mountpoints of every mount this user runs, answering or dead (as `status` lists them).
+pub fn mountpoints() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for sock in &sockets() {
+        match ask(sock, "status") {
+            Ok(v) => out.extend(v["mountpoint"].as_str().map(PathBuf::from)),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                let m = sock
+                    .file_stem()
+                    .and_then(|s| runtime::mountpoint_of(&s.to_string_lossy()))
+                    .and_then(|mp| crate::mountinfo::at(&mp));
+                if let Some(m) =
+                    m.filter(|m| m.is_redirfs() && crate::mountinfo::is_dead(&m.mountpoint))
+                {
+                    out.push(m.mountpoint);
+                }
+            }
+            Err(_) => {}
+        }
+    }
+    out
+}
+
 /// `redirfs reload MOUNTPOINT [--dry-run]`.
 pub fn reload(mountpoint: &Path, dry_run: bool) -> ExitCode {
     let sock = runtime::socket(&mountpoint_arg(mountpoint));

@@ -35,6 +35,8 @@ mod daemon;
 #[cfg(unix)]
 mod demo;
 #[cfg(unix)]
+mod logging;
+#[cfg(unix)]
 mod mount;
 #[cfg(unix)]
 mod mountinfo;
@@ -59,6 +61,12 @@ whose own contents pass through. Legacy programs keep their paths while their da
     after_help = "Examples:\n  redirfs check app.yaml\n  redirfs explain app.yaml data/reports/2020.csv\n\nSee docs/declarations.md for the declaration format."
 )]
 struct Cli {
+    /// Say more in the log (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Log errors only.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -75,6 +83,9 @@ enum Command {
         files: Vec<PathBuf>,
         #[command(flatten)]
         names: Names,
+        /// Machine-readable output: one object per file with its diagnostics.
+        #[arg(long)]
+        json: bool,
     },
     /// Say which rule a virtual path falls under, what it resolves to, and why.
     #[command(after_help = "Example:\n  redirfs explain app.yaml data/2020/report.csv")]
@@ -86,6 +97,9 @@ enum Command {
         path: String,
         #[command(flatten)]
         names: Names,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
     },
     /// Mount a declaration; returns once the mount is ready (the daemon stays in the background).
     #[cfg(unix)]
@@ -124,11 +138,15 @@ enum Command {
     /// Unmount an overlay.
     #[cfg(unix)]
     #[command(
-        after_help = "Examples:\n  redirfs umount /opt/legacy-app\n  redirfs umount --lazy /opt/legacy-app   # detach now, finish when no longer busy"
+        after_help = "Examples:\n  redirfs umount /opt/legacy-app\n  redirfs umount --all\n  redirfs umount --lazy /opt/legacy-app   # detach now, finish when no longer busy"
     )]
     Umount {
         /// The mountpoint.
-        mountpoint: PathBuf,
+        #[arg(required_unless_present = "all")]
+        mountpoint: Option<PathBuf>,
+        /// Unmount every redirfs mount this user runs (as `redirfs status` lists them).
+        #[arg(long, conflicts_with = "mountpoint")]
+        all: bool,
         /// Detach now even if busy.
         #[arg(long, short = 'l')]
         lazy: bool,
@@ -211,17 +229,28 @@ fn stdout_failed(e: &std::io::Error) -> ! {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,fuser=error"))
-        .format_timestamp(None)
-        .init();
     #[cfg(unix)]
     if let Some(code) = mount::helper_mode() {
         return code;
     }
     let cli = Cli::parse();
+    #[cfg(unix)]
+    logging::init(cli.verbose, cli.quiet);
+    #[cfg(not(unix))]
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(if cli.quiet {
+        "error"
+    } else {
+        "info"
+    }))
+    .init();
     match cli.command {
-        Command::Check { files, names } => check::check(&files, names.case()),
-        Command::Explain { file, path, names } => check::explain(&file, &path, names.case()),
+        Command::Check { files, names, json } => check::check(&files, names.case(), json),
+        Command::Explain {
+            file,
+            path,
+            names,
+            json,
+        } => check::explain(&file, &path, names.case(), json),
         #[cfg(unix)]
         Command::Mount {
             file,
@@ -270,7 +299,14 @@ fn main() -> ExitCode {
         #[cfg(windows)]
         Command::Mount(args) => windows::mount(&args),
         #[cfg(unix)]
-        Command::Umount { mountpoint, lazy } => mount::umount(&mountpoint, lazy),
+        Command::Umount {
+            mountpoint,
+            all,
+            lazy,
+        } => match mountpoint {
+            Some(mp) if !all => mount::umount(&mp, lazy),
+            _ => mount::umount_all(lazy),
+        },
         #[cfg(unix)]
         Command::Demo { dir, keep } => demo::demo(dir.as_deref(), keep),
     }

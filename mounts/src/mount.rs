@@ -55,7 +55,7 @@ pub fn mount(file: &Path, foreground: bool, how: Serve) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if let Err(e) = crate::runtime::ensure_dir() {
+    if let Err(e) = crate::runtime::ensure_dir().and_then(|_| crate::runtime::ensure_log_dir()) {
         eprintln!("redirfs: {e}");
         return ExitCode::from(1);
     }
@@ -96,7 +96,13 @@ pub fn mount(file: &Path, foreground: bool, how: Serve) -> ExitCode {
         .stdout(Stdio::piped())
         .stderr(stderr)
         .env("REDIRFS_DAEMON", "1")
+        .env("REDIRFS_LOG_FILE", &log_path)
         .process_group(0);
+    if std::env::var_os("RUST_LOG").is_none() {
+        if let Some(f) = crate::logging::filter() {
+            cmd.env("RUST_LOG", f);
+        }
+    }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -244,6 +250,31 @@ pub fn umount(mountpoint: &Path, lazy: bool) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `redirfs umount --all`: every mount `redirfs status` lists for this user, dead ones included.
+pub fn umount_all(lazy: bool) -> ExitCode {
+    let mps = crate::control::mountpoints();
+    if mps.is_empty() {
+        println!("no redirfs mounts running (for this user)");
+        return ExitCode::SUCCESS;
+    }
+    let mut failed = 0;
+    for mp in &mps {
+        // A dead mount can only be detached.
+        let lazy = lazy || crate::mountinfo::is_dead(mp);
+        if umount(mp, lazy) != ExitCode::SUCCESS {
+            failed += 1;
+        }
+    }
+    if failed > 0 {
+        eprintln!(
+            "redirfs: {failed} of {} mounts were not unmounted",
+            mps.len()
+        );
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
 }
 
 /// `redirfs mount --all DIR`: every declaration in a folder, in name order.

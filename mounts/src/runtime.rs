@@ -7,7 +7,7 @@
 //! A daemon often runs as root, so nothing here follows a symlink or trusts a directory it did
 //! not check: the runtime directory must be a real directory owned by this user that no group or
 //! other user may write in (it is never chmod'ed into shape), every directory above it must be owned
-//! by root or this user and be writable by no one else unless sticky, and the log is opened with
+//! by root or this user and not writable by others unless sticky, and the log is opened with
 //! `O_NOFOLLOW` and checked to be this user's own regular file with one link.
 
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
@@ -54,13 +54,40 @@ fn unsafe_dir(d: &Path, why: String) -> std::io::Error {
 /// # Errors
 /// The I/O error, or `PermissionDenied` saying what is wrong with the directory.
 pub fn ensure_dir() -> std::io::Result<PathBuf> {
-    let d = dir();
+    ensure_private(&dir())
+}
+
+/// Creates the log directory ([`log_dir`]) as [`ensure_dir`] does the runtime directory.
+///
+/// # Errors
+/// As [`ensure_dir`].
+pub fn ensure_log_dir() -> std::io::Result<PathBuf> {
+    ensure_private(&log_dir())
+}
+
+/// Where background daemons log: `REDIRFS_LOG_DIR`; else the runtime directory when
+/// `REDIRFS_RUNTIME_DIR` chooses it; else `/var/log/redirfs` for root (kept across reboots,
+/// unlike `/run`); else the runtime directory.
+pub fn log_dir() -> PathBuf {
+    let set = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(d) = set("REDIRFS_LOG_DIR") {
+        return PathBuf::from(d);
+    }
+    if set("REDIRFS_RUNTIME_DIR").is_none() && fs_core::sys::geteuid() == 0 {
+        return PathBuf::from("/var/log/redirfs");
+    }
+    dir()
+}
+
+fn ensure_private(d: &Path) -> std::io::Result<PathBuf> {
+    let d = d.to_path_buf();
     let me = fs_core::sys::geteuid();
     // Every directory above must be one no other user can rename entries in.
     let abs = std::path::absolute(&d)?;
     for up in abs.ancestors().skip(1) {
         let m = std::fs::metadata(up)?;
-        let open = m.mode() & 0o022 != 0 && m.mode() & 0o1000 == 0;
+        // Group-writable is accepted above (Ubuntu's /var/log is root:syslog 0775).
+        let open = m.mode() & 0o002 != 0 && m.mode() & 0o1000 == 0;
         if (m.uid() != 0 && m.uid() != me) || open {
             return Err(unsafe_dir(
                 &d,
@@ -191,7 +218,7 @@ pub fn socket(mountpoint: &Path) -> PathBuf {
 
 /// The log of a background daemon for `mountpoint`.
 pub fn log(mountpoint: &Path) -> PathBuf {
-    dir().join(format!("{}.log", id(mountpoint)))
+    log_dir().join(format!("{}.log", id(mountpoint)))
 }
 
 #[cfg(test)]

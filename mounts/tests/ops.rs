@@ -692,3 +692,147 @@ fn not_found_lookups_are_counted_apart_from_errors() {
         text(&out)
     );
 }
+
+// ---- item 8: logs, -v/-q, --json on check and explain, umount --all ----
+
+fn log_file(lab: &Lab) -> PathBuf {
+    std::fs::read_dir(&lab.run_dir)
+        .expect("ls")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "log"))
+        .expect("a log")
+}
+
+#[test]
+fn daemon_log_has_timestamps_says_mounted_and_rotates() {
+    if !can_mount() {
+        return;
+    }
+    let lab = Lab::new();
+    let decl = lab.declare("redirections: []\n");
+    let file = decl.to_string_lossy().into_owned();
+    let out = lab
+        .cmd()
+        .env("REDIRFS_LOG_MAX_BYTES", "2000")
+        .env_remove("JOURNAL_STREAM")
+        .env_remove("INVOCATION_ID")
+        .args(["mount", "--no-watch", &file])
+        .output()
+        .expect("mount");
+    assert!(out.status.success(), "{}", text(&out));
+    let log = log_file(&lab);
+    let first = std::fs::read_to_string(&log).expect("log");
+    let line = first
+        .lines()
+        .find(|l| l.contains("mounted"))
+        .unwrap_or_else(|| panic!("no `mounted` line at the default level: {first}"));
+    assert!(
+        line.starts_with("[20") && line.contains("Z "),
+        "no timestamp: {line}"
+    );
+    // Broken reloads log their errors until the file passes 2000 bytes and rotates.
+    lab.declare("redirections:\n  - path: /data\n    target: v1\n    as: sideways\n");
+    let mut rotated = log.clone().into_os_string();
+    rotated.push(".1");
+    let rotated = PathBuf::from(rotated);
+    wait_for("the log to rotate", || {
+        let _ = lab.run(&["reload", &lab.mnt().to_string_lossy()]);
+        rotated.exists()
+    });
+    for p in [&log, &rotated] {
+        let n = std::fs::metadata(p).expect("size").len();
+        assert!(n <= 2000 + 1000, "{} is {n} bytes", p.display());
+    }
+    assert!(std::fs::read_to_string(&rotated)
+        .expect("log.1")
+        .contains("mounted"));
+}
+
+#[test]
+fn under_systemd_the_log_has_no_timestamps() {
+    if !can_mount() {
+        return;
+    }
+    let lab = Lab::new();
+    let decl = lab.declare("redirections: []\n");
+    let out = lab
+        .cmd()
+        .env("JOURNAL_STREAM", "8:12345")
+        .args(["mount", "--no-watch", &decl.to_string_lossy()])
+        .output()
+        .expect("mount");
+    assert!(out.status.success(), "{}", text(&out));
+    let log = std::fs::read_to_string(log_file(&lab)).expect("log");
+    let line = log
+        .lines()
+        .find(|l| l.contains("mounted"))
+        .unwrap_or_else(|| panic!("no `mounted` line: {log}"));
+    assert!(
+        line.starts_with("[INFO"),
+        "the journal adds its own timestamps: {line}"
+    );
+}
+
+#[test]
+fn umount_all_unmounts_live_and_dead_mounts() {
+    if !can_mount() {
+        return;
+    }
+    let lab = Lab::new();
+    std::fs::create_dir_all(lab.path("m1")).expect("m1");
+    std::fs::create_dir_all(lab.path("m2")).expect("m2");
+    let one = lab.write("one.yaml", "version: 1\nmountpoint: m1\nredirections: []\n");
+    let two = lab.write("two.yaml", "version: 1\nmountpoint: m2\nredirections: []\n");
+    lab.mount(&one, &["--no-watch"]);
+    lab.mount(&two, &["--no-watch"]);
+    let pid = lab.status(&lab.path("m2"))["pid"].as_u64().expect("pid");
+    assert!(Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .expect("kill")
+        .success());
+    wait_for("m2 to be left not connected", || {
+        std::fs::metadata(lab.path("m2")).is_err_and(|e| e.raw_os_error() == Some(ENOTCONN))
+    });
+    let out = lab.run(&["umount", "--all"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!mounted_at(&lab.path("m1")) && !mounted_at(&lab.path("m2")));
+    let out = lab.run(&["status"]);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
+fn check_and_explain_speak_json_and_take_verbosity_flags() {
+    let lab = Lab::new();
+    lab.write("vol/f", "x");
+    let good = lab.declare("redirections:\n  - path: data\n    target: vol\n");
+    let bad = lab.write(
+        "bad.yaml",
+        "version: 1\nmountpoint: mnt\nredirections:\n  - path: data\n    target: vol\n    as: sideways\n",
+    );
+    let out = lab.run(&[
+        "-q",
+        "check",
+        "--json",
+        &good.to_string_lossy(),
+        &bad.to_string_lossy(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v[0]["ok"], true, "{v}");
+    assert_eq!(v[0]["entries"], 1, "{v}");
+    assert_eq!(v[1]["ok"], false, "{v}");
+    let d = &v[1]["diagnostics"][0];
+    assert_eq!(d["severity"], "error", "{v}");
+    assert_eq!(d["line"], 6, "{v}");
+    assert!(d["column"].as_u64().is_some_and(|c| c > 1), "{v}");
+    let out = lab.run(&["explain", "-v", "--json", &good.to_string_lossy(), "data/f"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["path"], "data/f", "{v}");
+    assert!(
+        v["explanation"].as_array().is_some_and(|a| !a.is_empty()),
+        "{v}"
+    );
+}
