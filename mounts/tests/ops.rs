@@ -836,3 +836,51 @@ fn check_and_explain_speak_json_and_take_verbosity_flags() {
         "{v}"
     );
 }
+
+// ---- item 12: the demo clears its sandbox; a tab in YAML is reported where it is ----
+
+#[test]
+fn demo_removes_the_sandbox_it_made() {
+    if !can_mount() {
+        return;
+    }
+    let lab = Lab::new();
+    let tmp = lab.path("tmp");
+    std::fs::create_dir(&tmp).expect("tmp");
+    let out = lab
+        .cmd()
+        .env("TMPDIR", &tmp)
+        .arg("demo")
+        .output()
+        .expect("demo");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("demo ok"), "{}", text(&out));
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .expect("ls")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "the demo left {left:?}");
+}
+
+#[test]
+fn a_tab_in_yaml_is_reported_at_its_own_line_and_column() {
+    let lab = Lab::new();
+    let at_start = lab.write(
+        "a.yaml",
+        "version: 1\nmountpoint: /m\nredirections:\n\t- path: a\n",
+    );
+    let out = lab.run(&["check", &at_start.to_string_lossy()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let want = format!("{}:4:1: error", at_start.display());
+    assert!(text(&out).contains(&want), "want {want}: {}", text(&out));
+    assert!(text(&out).contains("never tabs"), "{}", text(&out));
+    let inside = lab.write(
+        "b.yaml",
+        "version: 1\nmountpoint: /m\nredirections:\n  - path: a\n  \t  target: /x\n",
+    );
+    let out = lab.run(&["check", &inside.to_string_lossy()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let want = format!("{}:5:3: error", inside.display());
+    assert!(text(&out).contains(&want), "want {want}: {}", text(&out));
+}

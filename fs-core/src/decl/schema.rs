@@ -57,11 +57,13 @@ impl Checker<'_> {
         let docs = match yaml::parse(text) {
             Ok(docs) => docs,
             Err(e) => {
-                self.d.error(
-                    e.loc,
-                    format!("invalid YAML: {}", e.message),
-                    "fix the YAML syntax here (indentation, a missing `:` or an unclosed quote or bracket)",
-                );
+                let help = if e.message.contains("tab") {
+                    "YAML indents with spaces, never tabs: replace the tab here with spaces"
+                } else {
+                    "fix the YAML syntax here (indentation, a missing `:` or an unclosed quote or bracket)"
+                };
+                self.d
+                    .error(e.loc, format!("invalid YAML: {}", e.message), help);
                 return None;
             }
         };
