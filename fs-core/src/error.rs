@@ -38,6 +38,16 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether this says only that the name does not exist (ENOENT): an ordinary answer to a
+    /// probe, not a failure.
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            Error::NotFound => true,
+            Error::Os(e) => e.kind() == io::ErrorKind::NotFound,
+            _ => false,
+        }
+    }
+
     /// The error of the last failed system call.
     pub fn last_os_error() -> Error {
         Error::Os(io::Error::last_os_error())

@@ -61,6 +61,7 @@ pub struct EntryCounters {
     bytes_read: AtomicU64,
     bytes_written: AtomicU64,
     errors: AtomicU64,
+    not_found: AtomicU64,
 }
 
 /// A snapshot of one entry's counters.
@@ -73,8 +74,10 @@ pub struct EntryStats {
     pub bytes_read: u64,
     /// Bytes the daemon wrote for programs.
     pub bytes_written: u64,
-    /// Failed operations through the entry.
+    /// Failed operations through the entry; "no such file" answers are counted apart.
     pub errors: u64,
+    /// Lookups and opens answered "no such file" (programs probe for files that may not exist).
+    pub not_found: u64,
 }
 
 impl EntryCounters {
@@ -98,6 +101,15 @@ impl EntryCounters {
         self.errors.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a failed request: "no such file" apart from real failures.
+    pub fn failed(&self, e: &crate::Error) {
+        if e.is_not_found() {
+            self.not_found.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.error();
+        }
+    }
+
     /// The current values.
     pub fn snapshot(&self) -> EntryStats {
         EntryStats {
@@ -105,6 +117,7 @@ impl EntryCounters {
             bytes_read: self.bytes_read.load(Ordering::Relaxed),
             bytes_written: self.bytes_written.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
+            not_found: self.not_found.load(Ordering::Relaxed),
         }
     }
 }

@@ -194,15 +194,36 @@ pub fn parse(text: &str) -> Result<Vec<Node>, SyntaxError> {
     }
 }
 
+/// The first tab on line `line` (1-based) or after it.
+fn first_tab_from(text: &str, line: usize) -> Option<Loc> {
+    text.lines()
+        .enumerate()
+        .skip(line.saturating_sub(1))
+        .find_map(|(i, l)| {
+            l.find('\t').map(|b| Loc {
+                line: i + 1,
+                col: l[..b].chars().count() + 1,
+            })
+        })
+}
+
 /// [`parse`] through yaml-rust2's events, for any YAML.
 fn parse_with_yaml_rust2(text: &str) -> Result<Vec<Node>, SyntaxError> {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(text);
     // Pull events one at a time rather than through `Parser::load`, which recurses per level.
     loop {
-        let (ev, mark) = parser.next_token().map_err(|e| SyntaxError {
-            loc: Loc::from_marker(*e.marker()),
-            message: e.info().to_string(),
+        let (ev, mark) = parser.next_token().map_err(|e| {
+            let loc = Loc::from_marker(*e.marker());
+            let message = e.info().to_string();
+            // yaml-rust2 reports a tab where it stopped: past it, or at the end of the line
+            // before it. Point at the tab itself.
+            let loc = if message.contains("tab") {
+                first_tab_from(text, loc.line).unwrap_or(loc)
+            } else {
+                loc
+            };
+            SyntaxError { loc, message }
         })?;
         match ev {
             Event::StreamEnd => break,

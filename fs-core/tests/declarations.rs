@@ -206,14 +206,15 @@ fn syntax_errors_are_reported_where_the_parser_stops() {
             HELP_SYNTAX
         )]
     );
-    // A tab where indentation is expected.
+    // A tab where indentation is expected: reported at the tab itself (the parser stops at the
+    // end of the line before), with the help for tabs.
     assert_eq!(
         fx.invalid("version: 1\n\tmountpoint: /x\n"),
         vec![err(
+            2,
             1,
-            10,
             "invalid YAML: while scanning a plain scalar, found a tab",
-            HELP_SYNTAX
+            "YAML indents with spaces, never tabs: replace the tab here with spaces"
         )]
     );
 }

@@ -14,4 +14,7 @@ pub mod mount;
 
 pub use errno::errno_of;
 pub use fs::{FuseOverlay, Tuning};
-pub use mount::{mount, unmount, Invalidator, MountError, Mounted, TableMaker, Unmounter};
+pub use mount::{
+    mount, mount_with, unmount, Invalidator, MountError, Mounted, TableMaker, Unmounter,
+    KERNEL_FLAGS,
+};

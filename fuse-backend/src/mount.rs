@@ -288,6 +288,38 @@ pub(crate) fn mounted_types_at(mp: &Path) -> Vec<String> {
 /// # Errors
 /// A [`MountError`] saying what to do.
 pub fn mount(decl: &Declaration, tuning: Tuning) -> Result<Mounted, MountError> {
+    mount_with(decl, tuning, &[])
+}
+
+/// The kernel mount flags [`mount_with`] applies, by their mount(8) names.
+pub const KERNEL_FLAGS: &[&str] = &[
+    "nosuid", "noexec", "exec", "noatime", "atime", "sync", "async", "dirsync",
+];
+
+fn kernel_flag(name: &str) -> Option<MountOption> {
+    Some(match name {
+        "nosuid" => MountOption::NoSuid,
+        "noexec" => MountOption::NoExec,
+        "exec" => MountOption::Exec,
+        "noatime" => MountOption::NoAtime,
+        "atime" => MountOption::Atime,
+        "sync" => MountOption::Sync,
+        "async" => MountOption::Async,
+        "dirsync" => MountOption::DirSync,
+        _ => return None,
+    })
+}
+
+/// [`mount`], adding kernel mount flags named in [`KERNEL_FLAGS`] (others are ignored: check
+/// them against that list first).
+///
+/// # Errors
+/// A [`MountError`] saying what to do.
+pub fn mount_with(
+    decl: &Declaration,
+    tuning: Tuning,
+    flags: &[String],
+) -> Result<Mounted, MountError> {
     let mp = match &decl.mountpoint {
         Mountpoint::Dir(p) => p.clone(),
         Mountpoint::Drive(c) => return Err(MountError::DriveLetter(*c)),
@@ -352,6 +384,7 @@ pub fn mount(decl: &Declaration, tuning: Tuning) -> Result<Mounted, MountError> 
     if decl.options.read_only {
         options.push(MountOption::RO);
     }
+    options.extend(flags.iter().filter_map(|f| kernel_flag(f)));
     let mut config = Config::default();
     config.mount_options = options;
     config.acl = if decl.options.allow_other {

@@ -8,8 +8,54 @@ use fs_core::{NameCase, Table, VPath};
 
 use crate::{EXIT_INVALID, EXIT_USAGE};
 
+fn diag_json(d: &fs_core::diag::Diagnostic) -> serde_json::Value {
+    serde_json::json!({
+        "severity": d.severity.to_string(),
+        "file": d.file.display().to_string(),
+        "line": d.loc.line,
+        "column": d.loc.col,
+        "message": d.message,
+        "help": d.help,
+    })
+}
+
+/// `check --json`: one object per file, in order: `file`, `ok`, `entries` (when valid),
+/// `diagnostics` (severity, file, line, column, message, help) or `error` (unreadable).
+fn check_json(files: &[PathBuf], case: NameCase) -> ExitCode {
+    let mut status = 0u8;
+    let mut out = Vec::new();
+    for file in files {
+        let name = file.display().to_string();
+        out.push(match decl::load_file_for(file, case) {
+            Ok(d) => serde_json::json!({
+                "file": name,
+                "ok": true,
+                "entries": d.entries.len(),
+                "diagnostics": d.diagnostics.iter().map(diag_json).collect::<Vec<_>>(),
+            }),
+            Err(LoadError::Invalid(inv)) => {
+                status = status.max(EXIT_INVALID);
+                serde_json::json!({
+                    "file": name,
+                    "ok": false,
+                    "diagnostics": inv.diagnostics.iter().map(diag_json).collect::<Vec<_>>(),
+                })
+            }
+            Err(e) => {
+                status = status.max(EXIT_USAGE);
+                serde_json::json!({"file": name, "ok": false, "error": e.to_string()})
+            }
+        });
+    }
+    outln!("{}", serde_json::Value::Array(out));
+    ExitCode::from(status)
+}
+
 /// Checks `files` for a mount that compares names by `case`.
-pub fn check(files: &[PathBuf], case: NameCase) -> ExitCode {
+pub fn check(files: &[PathBuf], case: NameCase, as_json: bool) -> ExitCode {
+    if as_json {
+        return check_json(files, case);
+    }
     let mut status = 0u8;
     for file in files {
         match decl::load_file_for(file, case) {
@@ -18,7 +64,7 @@ pub fn check(files: &[PathBuf], case: NameCase) -> ExitCode {
                     eprintln!("{diag}");
                 }
                 let warnings = d.warnings().count();
-                println!(
+                outln!(
                     "{}: ok: {} redirection{}{}",
                     file.display(),
                     d.entries.len(),
@@ -74,11 +120,21 @@ pub fn load(file: &Path, case: NameCase) -> Result<decl::Declaration, ExitCode> 
 }
 
 /// Explains `path` as a mount that compares names by `case` resolves it.
-pub fn explain(file: &Path, path: &str, case: NameCase) -> ExitCode {
+pub fn explain(file: &Path, path: &str, case: NameCase, as_json: bool) -> ExitCode {
     let d = match load(file, case) {
         Ok(d) => d,
         Err(code) => return code,
     };
+    // An absolute path under the mountpoint (`/opt/app/data/x`) is taken as the path a program
+    // uses; any other is relative to the mount's root, a leading `/` allowed.
+    let inside = match &d.mountpoint {
+        decl::Mountpoint::Dir(mp) => Path::new(path)
+            .strip_prefix(mp)
+            .ok()
+            .map(|rest| rest.to_string_lossy().into_owned()),
+        decl::Mountpoint::Drive(_) => None,
+    };
+    let path = inside.as_deref().unwrap_or(path);
     let vpath = match VPath::parse_lenient(path) {
         Ok(p) => p,
         Err(e) => {
@@ -87,6 +143,18 @@ pub fn explain(file: &Path, path: &str, case: NameCase) -> ExitCode {
         }
     };
     let table = Table::new(&d, d.case);
-    print!("{}", fs_core::explain::explain(&table, &vpath));
+    let text = fs_core::explain::explain(&table, &vpath);
+    if as_json {
+        outln!(
+            "{}",
+            serde_json::json!({
+                "file": d.file.display().to_string(),
+                "path": vpath.to_string(),
+                "explanation": text.lines().collect::<Vec<_>>(),
+            })
+        );
+    } else {
+        out!("{text}");
+    }
     ExitCode::SUCCESS
 }

@@ -3,12 +3,14 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::daemon::ask;
 use crate::runtime;
 
-fn mountpoint_arg(mp: &Path) -> PathBuf {
+/// A mountpoint as the user named it, made absolute: canonical when it can be resolved (a dead
+/// mount cannot), else joined to the current directory.
+pub fn mountpoint_arg(mp: &Path) -> PathBuf {
     std::fs::canonicalize(mp).unwrap_or_else(|_| {
         if mp.is_absolute() {
             mp.to_path_buf()
@@ -36,9 +38,9 @@ fn sockets() -> Vec<PathBuf> {
 
 fn print_status(s: &Value) {
     let str_of = |v: &Value| v.as_str().unwrap_or("").to_string();
-    println!("{}", str_of(&s["mountpoint"]));
-    println!("  declaration: {}", str_of(&s["file"]));
-    println!(
+    outln!("{}", str_of(&s["mountpoint"]));
+    outln!("  declaration: {}", str_of(&s["file"]));
+    outln!(
         "  pid {}, up {} s, {} entries, {} inodes, {} open files, passthrough {}",
         s["pid"],
         s["uptime_secs"],
@@ -52,10 +54,10 @@ fn print_status(s: &Value) {
         }
     );
     match s["last_reload"].as_object() {
-        None => println!("  last reload: none"),
+        None => outln!("  last reload: none"),
         Some(r) => {
             let ok = r.get("ok").and_then(Value::as_bool) == Some(true);
-            println!(
+            outln!(
                 "  last reload: {} ({})",
                 if ok {
                     "applied"
@@ -71,18 +73,24 @@ fn print_status(s: &Value) {
                 .flatten()
             {
                 for line in e.as_str().unwrap_or("").lines() {
-                    println!("    {line}");
+                    outln!("    {line}");
                 }
             }
         }
     }
-    println!(
-        "  {:<24} {:<7} {:>8} {:>12} {:>12} {:>6}  target",
-        "entry", "exists", "hits", "read", "written", "errors"
+    outln!(
+        "  {:<24} {:<7} {:>8} {:>12} {:>12} {:>6} {:>9}  target",
+        "entry",
+        "exists",
+        "hits",
+        "read",
+        "written",
+        "errors",
+        "not-found"
     );
     for e in s["entries"].as_array().into_iter().flatten() {
-        println!(
-            "  {:<24} {:<7} {:>8} {:>12} {:>12} {:>6}  {} ({})",
+        outln!(
+            "  {:<24} {:<7} {:>8} {:>12} {:>12} {:>6} {:>9}  {} ({})",
             str_of(&e["path"]),
             if e["exists"].as_bool() == Some(true) {
                 "yes"
@@ -93,34 +101,90 @@ fn print_status(s: &Value) {
             e["bytes_read"].as_u64().unwrap_or(0),
             e["bytes_written"].as_u64().unwrap_or(0),
             e["errors"].as_u64().unwrap_or(0),
+            e["not_found"].as_u64().unwrap_or(0),
             str_of(&e["target"]),
             str_of(&e["as"]),
         );
     }
 }
 
-/// `redirfs status [MOUNTPOINT] [--json]`.
-pub fn status(mountpoint: Option<&Path>, as_json: bool) -> ExitCode {
-    let targets = match mountpoint {
-        Some(mp) => vec![runtime::socket(&mountpoint_arg(mp))],
-        None => sockets(),
+/// A mount whose daemon is gone: what `status` says about it, and how to recover.
+fn dead(mountpoint: &Path, file: Option<&Path>) -> Value {
+    let mp = mountpoint.display();
+    let recover = match file {
+        Some(f) => format!(
+            "`redirfs mount {}` clears it and mounts again; `redirfs umount --lazy {mp}` only clears it",
+            f.display()
+        ),
+        None => format!("`redirfs umount --lazy {mp}` clears it; then mount its declaration again"),
     };
+    json!({
+        "mountpoint": mountpoint.display().to_string(),
+        "file": file.map(|f| f.display().to_string()),
+        "dead": true,
+        "error": "the daemon is gone (killed or crashed): programs get \"transport endpoint is not connected\"",
+        "recover": recover,
+    })
+}
+
+fn print_dead(s: &Value) {
+    let str_of = |v: &Value| v.as_str().unwrap_or("").to_string();
+    outln!("{}", str_of(&s["mountpoint"]));
+    if let Some(f) = s["file"].as_str() {
+        outln!("  declaration: {f}");
+    }
+    outln!("  DEAD: {}", str_of(&s["error"]));
+    outln!("  recover: {}", str_of(&s["recover"]));
+}
+
+/// `redirfs status [MOUNTPOINT] [--json]`: exit 0 when every mount shown answers, 1 when one is
+/// dead (its daemon gone, its mountpoint left "not connected") or does not answer.
+pub fn status(mountpoint: Option<&Path>, as_json: bool) -> ExitCode {
     let mut all = Vec::new();
-    for sock in &targets {
-        match ask(sock, "status") {
+    let mut bad = false;
+    if let Some(mp) = mountpoint {
+        let abs = mountpoint_arg(mp);
+        match ask(&runtime::socket(&abs), "status") {
             Ok(v) => all.push(v),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::ConnectionRefused
+                    && crate::mountinfo::is_dead(&abs) =>
+            {
+                let file = crate::mountinfo::at(&abs).and_then(|m| m.declaration());
+                all.push(dead(&abs, file.as_deref()));
+                bad = true;
+            }
             Err(e) => {
-                if let Some(mp) = mountpoint {
-                    eprintln!(
-                        "redirfs: no redirfs daemon answers for {} ({e})",
-                        mp.display()
-                    );
-                    return ExitCode::from(1);
+                eprintln!(
+                    "redirfs: no redirfs daemon answers for {} ({e})",
+                    mp.display()
+                );
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        for sock in &sockets() {
+            match ask(sock, "status") {
+                Ok(v) => all.push(v),
+                // A daemon that died left its socket, which names its mountpoint. Only then is
+                // the mountpoint looked at: a stat cannot hang on a mount whose daemon is gone,
+                // while it could on a live but wedged one.
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    let mp = sock
+                        .file_stem()
+                        .and_then(|s| runtime::mountpoint_of(&s.to_string_lossy()));
+                    let m = mp.as_deref().and_then(crate::mountinfo::at);
+                    match m {
+                        Some(m) if m.is_redirfs() && crate::mountinfo::is_dead(&m.mountpoint) => {
+                            all.push(dead(&m.mountpoint, m.declaration().as_deref()));
+                            bad = true;
+                        }
+                        _ => {
+                            let _ = std::fs::remove_file(sock);
+                        }
+                    }
                 }
-                // A daemon that died left its socket: clear it.
-                if e.kind() == std::io::ErrorKind::ConnectionRefused {
-                    let _ = std::fs::remove_file(sock);
-                }
+                Err(_) => {}
             }
         }
     }
@@ -130,15 +194,46 @@ pub fn status(mountpoint: Option<&Path>, as_json: bool) -> ExitCode {
         } else {
             Value::Array(all)
         };
-        println!("{v}");
+        outln!("{v}");
     } else if all.is_empty() {
-        println!("no redirfs mounts running (for this user)");
+        outln!("no redirfs mounts running (for this user)");
     } else {
         for s in &all {
-            print_status(s);
+            if s["dead"].as_bool() == Some(true) {
+                print_dead(s);
+            } else {
+                print_status(s);
+            }
         }
     }
-    ExitCode::SUCCESS
+    if bad {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// The mountpoints of every mount this user runs, answering or dead (as `status` lists them).
+pub fn mountpoints() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for sock in &sockets() {
+        match ask(sock, "status") {
+            Ok(v) => out.extend(v["mountpoint"].as_str().map(PathBuf::from)),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                let m = sock
+                    .file_stem()
+                    .and_then(|s| runtime::mountpoint_of(&s.to_string_lossy()))
+                    .and_then(|mp| crate::mountinfo::at(&mp));
+                if let Some(m) =
+                    m.filter(|m| m.is_redirfs() && crate::mountinfo::is_dead(&m.mountpoint))
+                {
+                    out.push(m.mountpoint);
+                }
+            }
+            Err(_) => {}
+        }
+    }
+    out
 }
 
 /// `redirfs reload MOUNTPOINT [--dry-run]`.
@@ -157,13 +252,13 @@ pub fn reload(mountpoint: &Path, dry_run: bool) -> ExitCode {
     if v["ok"].as_bool() == Some(true) {
         let changes = v["changes"].as_array().cloned().unwrap_or_default();
         if changes.is_empty() {
-            println!("no changes");
+            outln!("no changes");
         }
         for c in changes {
-            println!("{}", c.as_str().unwrap_or(""));
+            outln!("{}", c.as_str().unwrap_or(""));
         }
         if !dry_run {
-            println!("reloaded {}", mountpoint.display());
+            outln!("reloaded {}", mountpoint.display());
         }
         ExitCode::SUCCESS
     } else {

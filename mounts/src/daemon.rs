@@ -19,6 +19,13 @@ use serde_json::{json, Value};
 
 use crate::runtime;
 
+/// How long the daemon waits for a control client to send its request or take its answer.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest control request, in bytes (requests are single words).
+const CONTROL_MAX_REQUEST: u64 = 4096;
+/// Control clients answered at once; more are told the daemon is busy.
+const CONTROL_CLIENTS: usize = 8;
+
 /// The outcome of one reload.
 #[derive(Debug, Clone)]
 pub struct Reload {
@@ -37,6 +44,9 @@ pub struct Reload {
 struct State {
     entries: Vec<Entry>,
     base: Option<PathBuf>,
+    /// The file's bytes as the last reload (or the mount) read them, applied or refused: the
+    /// watcher reloads only when the file differs from this, so a broken file is tried once
+    /// per edit, and an edit back to the serving text still clears a refusal.
     text: Vec<u8>,
     last: Option<Reload>,
     reloads: u64,
@@ -72,7 +82,7 @@ impl Daemon {
             state: Mutex::new(State {
                 entries: decl.entries.clone(),
                 base: decl.base.clone(),
-                text: std::fs::read(&decl.file).unwrap_or_default(),
+                text: decl::read_declaration(&decl.file).unwrap_or_default(),
                 last: None,
                 reloads: 0,
             }),
@@ -90,6 +100,9 @@ impl Daemon {
             errors,
             cause,
         };
+        if !dry_run {
+            state.text = decl::read_declaration(&self.file).unwrap_or_default();
+        }
         let outcome = match decl::load_file(&self.file) {
             Err(LoadError::Invalid(inv)) => fail(inv.diagnostics.iter().map(ToString::to_string).collect()),
             Err(e) => fail(vec![e.to_string()]),
@@ -109,7 +122,6 @@ impl Daemon {
                     self.invalidate(&changes);
                     state.entries = d.entries.clone();
                     state.base = d.base.clone();
-                    state.text = std::fs::read(&self.file).unwrap_or_default();
                 }
                 Reload {
                     at: SystemTime::now(),
@@ -151,9 +163,9 @@ impl Daemon {
         self.invalidator.invalidate(&paths);
     }
 
-    /// Whether the file on disk differs from what was last applied.
+    /// Whether the file on disk differs from what the last reload read.
     fn file_changed(&self) -> bool {
-        let now = std::fs::read(&self.file).unwrap_or_default();
+        let now = decl::read_declaration(&self.file).unwrap_or_default();
         self.state.lock().text != now
     }
 
@@ -180,6 +192,7 @@ impl Daemon {
                     "bytes_read": s.bytes_read,
                     "bytes_written": s.bytes_written,
                     "errors": s.errors,
+                    "not_found": s.not_found,
                 })
             })
             .collect();
@@ -198,7 +211,8 @@ impl Daemon {
             "pid": std::process::id(),
             "started": unix(self.started),
             "uptime_secs": self.started.elapsed().map_or(0, |d| d.as_secs()),
-            "base": table.base().map(|b| b.display().to_string()),
+            // The declared base: an in-place mount reaches it through a descriptor.
+            "base": state.base.as_ref().map(|b| b.display().to_string()),
             "passthrough": self.passthrough.load(std::sync::atomic::Ordering::Relaxed),
             "inodes": self.overlay.inode_count(),
             "open_files": self.overlay.handle_count(),
@@ -230,10 +244,36 @@ impl Daemon {
         std::thread::Builder::new()
             .name("redirfs-control".into())
             .spawn(move || {
+                let busy = Arc::new(std::sync::atomic::AtomicUsize::new(0));
                 for stream in listener.incoming() {
                     let Ok(stream) = stream else { continue };
-                    if let Err(e) = me.answer(stream) {
-                        log::warn!("control request failed: {e}");
+                    // Each client has its own thread and deadline, so a silent one delays no
+                    // one else; past a few at once, new ones are turned away.
+                    use std::sync::atomic::Ordering::SeqCst;
+                    if busy.fetch_add(1, SeqCst) >= CONTROL_CLIENTS {
+                        busy.fetch_sub(1, SeqCst);
+                        let mut s = stream;
+                        let _ = s.set_write_timeout(Some(CONTROL_TIMEOUT));
+                        let _ = writeln!(
+                            s,
+                            "{}",
+                            json!({"error": "busy: too many control clients at once; try again"})
+                        );
+                        continue;
+                    }
+                    let me = me.clone();
+                    let busy2 = busy.clone();
+                    let spawned = std::thread::Builder::new()
+                        .name("redirfs-client".into())
+                        .spawn(move || {
+                            if let Err(e) = me.answer(stream) {
+                                log::warn!("control request failed: {e}");
+                            }
+                            busy2.fetch_sub(1, SeqCst);
+                        });
+                    if let Err(e) = spawned {
+                        busy.fetch_sub(1, SeqCst);
+                        log::warn!("cannot answer a control request: {e}");
                     }
                 }
             })?;
@@ -241,6 +281,8 @@ impl Daemon {
     }
 
     fn answer(&self, stream: UnixStream) -> std::io::Result<()> {
+        stream.set_read_timeout(Some(CONTROL_TIMEOUT))?;
+        stream.set_write_timeout(Some(CONTROL_TIMEOUT))?;
         let peer = fs_core::sys::peer_uid(&stream)?;
         let me = fs_core::sys::geteuid();
         let mut out = stream.try_clone()?;
@@ -250,7 +292,17 @@ impl Daemon {
             return Ok(());
         }
         let mut line = String::new();
-        BufReader::new(stream).read_line(&mut line)?;
+        // A request is one short line; a longer one is refused unread.
+        let mut limited = BufReader::new(std::io::Read::take(stream, CONTROL_MAX_REQUEST));
+        limited.read_line(&mut line)?;
+        if !line.ends_with('\n') {
+            writeln!(
+                out,
+                "{}",
+                json!({"error": format!("a request is one line of at most {CONTROL_MAX_REQUEST} bytes")})
+            )?;
+            return Ok(());
+        }
         let reply = match line.trim() {
             "status" => self.status(),
             "reload" => reload_json(&self.reload(false, "redirfs reload")),
@@ -272,10 +324,19 @@ impl Daemon {
         let mut watcher =
             match notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
                 if let Ok(ev) = ev {
-                    if ev
-                        .paths
-                        .iter()
-                        .any(|p| p.file_name().map(OsString::from) == name)
+                    // Opening and reading the file (the daemon's own reads included) changes
+                    // nothing; a write, a rename, a create or a removal may.
+                    use notify::event::{AccessKind, AccessMode, EventKind};
+                    let changes = match ev.kind {
+                        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+                        EventKind::Access(_) => false,
+                        _ => true,
+                    };
+                    if changes
+                        && ev
+                            .paths
+                            .iter()
+                            .any(|p| p.file_name().map(OsString::from) == name)
                     {
                         let _ = tx.send(());
                     }

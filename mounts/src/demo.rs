@@ -163,6 +163,13 @@ pub fn demo(dir: Option<&Path>, keep: bool) -> ExitCode {
         }
         let _ = server.join();
         println!("-- unmounted {}", mp.display());
+        // A sandbox the demo chose is the demo's to clear; one given with --dir stays.
+        if dir.is_none() {
+            match std::fs::remove_dir_all(&root) {
+                Ok(()) => println!("-- removed the sandbox {}", root.display()),
+                Err(e) => eprintln!("redirfs: cannot remove the sandbox {}: {e}", root.display()),
+            }
+        }
     }
     if ok {
         println!("== demo ok: the legacy program read and wrote its data through the redirection, and the data lives on the archive volume");

@@ -8,6 +8,27 @@ use fs_core::NameCase;
 
 #[cfg(unix)]
 mod assets;
+/// `println!` for command output: a reader that went away (`redirfs status | head -3`) ends
+/// the program quietly, as it ends `ls`, instead of a panic.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($t)*) {
+            $crate::stdout_failed(&e);
+        }
+    }};
+}
+
+/// `print!` for command output, as [`outln!`].
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = write!(std::io::stdout(), $($t)*) {
+            $crate::stdout_failed(&e);
+        }
+    }};
+}
+
 mod check;
 #[cfg(unix)]
 mod control;
@@ -16,7 +37,11 @@ mod daemon;
 #[cfg(unix)]
 mod demo;
 #[cfg(unix)]
+mod logging;
+#[cfg(unix)]
 mod mount;
+#[cfg(unix)]
+mod mountinfo;
 #[cfg(unix)]
 mod runtime;
 #[cfg(windows)]
@@ -38,6 +63,12 @@ whose own contents pass through. Legacy programs keep their paths while their da
     after_help = "Examples:\n  redirfs check app.yaml\n  redirfs explain app.yaml data/reports/2020.csv\n\nThe declaration format: redirfs.yaml(5) (man 5 redirfs.yaml)."
 )]
 struct Cli {
+    /// Say more in the log (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Log errors only.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -54,16 +85,23 @@ enum Command {
         files: Vec<PathBuf>,
         #[command(flatten)]
         names: Names,
+        /// Machine-readable output: one object per file with its diagnostics.
+        #[arg(long)]
+        json: bool,
     },
     /// Say which rule a virtual path falls under, what it resolves to, and why.
     #[command(after_help = "Example:\n  redirfs explain app.yaml data/2020/report.csv")]
     Explain {
         /// The declaration file.
         file: PathBuf,
-        /// A path inside the mount, relative to its root (a leading `/` is allowed).
+        /// A path inside the mount: absolute under the mountpoint (`/opt/app/data/x`), or
+        /// relative to the mount's root (a leading `/` is allowed).
         path: String,
         #[command(flatten)]
         names: Names,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
     },
     /// Mount a declaration; returns once the mount is ready (the daemon stays in the background).
     #[cfg(unix)]
@@ -86,6 +124,15 @@ enum Command {
         /// Do not watch the declaration file: reload only on SIGHUP or `redirfs reload`.
         #[arg(long)]
         no_watch: bool,
+        /// Mount read-only whatever the declaration says (what `-o ro` does for mount(8)).
+        #[arg(long, hide = true)]
+        read_only: bool,
+        /// Let other users in whatever the declaration says (`-o allow_other` for mount(8)).
+        #[arg(long, hide = true)]
+        allow_other: bool,
+        /// A kernel mount flag from `-o` (nosuid, noexec, noatime...), for the daemon.
+        #[arg(long = "kernel-flag", hide = true)]
+        kernel_flags: Vec<String>,
     },
     /// Mount a declaration through WinFsp and serve it until Ctrl+C.
     #[cfg(windows)]
@@ -93,11 +140,15 @@ enum Command {
     /// Unmount an overlay.
     #[cfg(unix)]
     #[command(
-        after_help = "Examples:\n  redirfs umount /opt/legacy-app\n  redirfs umount --lazy /opt/legacy-app   # detach now, finish when no longer busy"
+        after_help = "Examples:\n  redirfs umount /opt/legacy-app\n  redirfs umount --all\n  redirfs umount --lazy /opt/legacy-app   # detach now, finish when no longer busy"
     )]
     Umount {
         /// The mountpoint.
-        mountpoint: PathBuf,
+        #[arg(required_unless_present = "all")]
+        mountpoint: Option<PathBuf>,
+        /// Unmount every redirfs mount this user runs (as `redirfs status` lists them).
+        #[arg(long, conflicts_with = "mountpoint")]
+        all: bool,
         /// Detach now even if busy.
         #[arg(long, short = 'l')]
         lazy: bool,
@@ -169,10 +220,17 @@ impl Names {
     }
 }
 
+/// Standard output failed: a closed pipe ends the program with success (the reader has what it
+/// wanted); any other error is reported.
+fn stdout_failed(e: &std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("redirfs: cannot write the output: {e}");
+    std::process::exit(i32::from(EXIT_USAGE));
+}
+
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,fuser=error"))
-        .format_timestamp(None)
-        .init();
     #[cfg(unix)]
     if let Some(code) = mount::helper_mode() {
         return code;
@@ -182,9 +240,23 @@ fn main() -> ExitCode {
         return code;
     }
     let cli = Cli::parse();
+    #[cfg(unix)]
+    logging::init(cli.verbose, cli.quiet);
+    #[cfg(not(unix))]
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(if cli.quiet {
+        "error"
+    } else {
+        "info"
+    }))
+    .init();
     match cli.command {
-        Command::Check { files, names } => check::check(&files, names.case()),
-        Command::Explain { file, path, names } => check::explain(&file, &path, names.case()),
+        Command::Check { files, names, json } => check::check(&files, names.case(), json),
+        Command::Explain {
+            file,
+            path,
+            names,
+            json,
+        } => check::explain(&file, &path, names.case(), json),
         #[cfg(unix)]
         Command::Mount {
             file,
@@ -192,12 +264,19 @@ fn main() -> ExitCode {
             foreground,
             no_passthrough,
             no_watch,
+            read_only,
+            allow_other,
+            kernel_flags,
         } => match (file, all) {
             (_, Some(dir)) => mount::mount_all(
                 &dir,
                 mount::Serve {
                     no_passthrough,
                     no_watch,
+                    read_only,
+                    allow_other,
+                    kernel_flags: kernel_flags.clone(),
+                    quiet: false,
                 },
             ),
             (Some(file), None) => mount::mount(
@@ -206,6 +285,10 @@ fn main() -> ExitCode {
                 mount::Serve {
                     no_passthrough,
                     no_watch,
+                    read_only,
+                    allow_other,
+                    kernel_flags: kernel_flags.clone(),
+                    quiet: false,
                 },
             ),
             (None, None) => ExitCode::from(EXIT_USAGE),
@@ -222,7 +305,14 @@ fn main() -> ExitCode {
         #[cfg(windows)]
         Command::Mount(args) => windows::mount(&args),
         #[cfg(unix)]
-        Command::Umount { mountpoint, lazy } => mount::umount(&mountpoint, lazy),
+        Command::Umount {
+            mountpoint,
+            all,
+            lazy,
+        } => match mountpoint {
+            Some(mp) if !all => mount::umount(&mp, lazy),
+            _ => mount::umount_all(lazy),
+        },
         #[cfg(unix)]
         Command::Demo { dir, keep } => demo::demo(dir.as_deref(), keep),
     }

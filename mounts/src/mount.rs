@@ -22,19 +22,29 @@ const READY: &str = "redirfs: ready";
 /// `redirfs mount FILE`: validates, then either serves here (`--foreground`) or starts a daemon
 /// and returns once the mount is ready.
 /// How a daemon serves.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Serve {
+    /// Kernel mount flags from `-o` (names in [`fuse_backend::KERNEL_FLAGS`]).
+    pub kernel_flags: Vec<String>,
     /// Serve file I/O from the daemon even where the kernel offers passthrough.
     pub no_passthrough: bool,
     /// Reload only on SIGHUP or `redirfs reload`.
     pub no_watch: bool,
+    /// Mount read-only whatever the declaration says (`-o ro`).
+    pub read_only: bool,
+    /// Let other users in whatever the declaration says (`-o allow_other`).
+    pub allow_other: bool,
+    /// Print nothing on success (a mount helper).
+    pub quiet: bool,
 }
 
 pub fn mount(file: &Path, foreground: bool, how: Serve) -> ExitCode {
-    let d = match crate::check::load(file, NAMES) {
+    let mut d = match crate::check::load(file, NAMES) {
         Ok(d) => d,
         Err(code) => return code,
     };
+    d.options.read_only |= how.read_only;
+    d.options.allow_other |= how.allow_other;
     if foreground {
         return serve(&d, how);
     }
@@ -45,21 +55,16 @@ pub fn mount(file: &Path, foreground: bool, how: Serve) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if let Err(e) = crate::runtime::ensure_dir().and_then(|_| crate::runtime::ensure_log_dir()) {
+        eprintln!("redirfs: {e}");
+        return ExitCode::from(1);
+    }
     let log_path = crate::runtime::log(&mp);
-    let log = crate::runtime::ensure_dir().and_then(|_| {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-    });
-    let stderr = match log {
+    let stderr = match crate::runtime::open_private(&log_path) {
         Ok(f) => Stdio::from(f),
         Err(e) => {
-            eprintln!(
-                "redirfs: cannot open the log {}: {e}; the daemon will not log",
-                log_path.display()
-            );
-            Stdio::null()
+            eprintln!("redirfs: cannot open the log: {e}");
+            return ExitCode::from(1);
         }
     };
     let exe = match std::env::current_exe() {
@@ -77,12 +82,27 @@ pub fn mount(file: &Path, foreground: bool, how: Serve) -> ExitCode {
     if how.no_watch {
         cmd.arg("--no-watch");
     }
+    if how.read_only {
+        cmd.arg("--read-only");
+    }
+    if how.allow_other {
+        cmd.arg("--allow-other");
+    }
+    for f in &how.kernel_flags {
+        cmd.arg(format!("--kernel-flag={f}"));
+    }
     use std::os::unix::process::CommandExt;
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(stderr)
         .env("REDIRFS_DAEMON", "1")
+        .env("REDIRFS_LOG_FILE", &log_path)
         .process_group(0);
+    if std::env::var_os("RUST_LOG").is_none() {
+        if let Some(f) = crate::logging::filter() {
+            cmd.env("RUST_LOG", f);
+        }
+    }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -98,6 +118,9 @@ pub fn mount(file: &Path, foreground: bool, how: Serve) -> ExitCode {
     loop {
         match lines.next() {
             Some(Ok(line)) if line == READY => {
+                if how.quiet {
+                    return ExitCode::SUCCESS;
+                }
                 println!(
                     "redirfs: mounted {} on {} (pid {}, log {})",
                     d.file.display(),
@@ -126,7 +149,7 @@ fn serve(d: &fs_core::Declaration, how: Serve) -> ExitCode {
         passthrough: !how.no_passthrough,
         ..Tuning::default()
     };
-    let mut mounted = match fuse_backend::mount(d, tuning) {
+    let mut mounted = match fuse_backend::mount_with(d, tuning, &how.kernel_flags) {
         Ok(m) => m,
         Err(e) => {
             // The parent (or the user) reads this line.
@@ -191,7 +214,27 @@ fn serve(d: &fs_core::Declaration, how: Serve) -> ExitCode {
 
 /// `redirfs umount MOUNTPOINT`.
 pub fn umount(mountpoint: &Path, lazy: bool) -> ExitCode {
-    match fuse_backend::unmount(mountpoint, lazy) {
+    // As fusermount -u: only our own kind. umount(8) is there for the others.
+    let abs = crate::control::mountpoint_arg(mountpoint);
+    match crate::mountinfo::at(&abs) {
+        None => {
+            eprintln!(
+                "redirfs: cannot unmount {}: nothing is mounted there",
+                mountpoint.display()
+            );
+            return ExitCode::from(1);
+        }
+        Some(m) if !m.is_redirfs() => {
+            eprintln!(
+                "redirfs: refusing to unmount {}: it is a {} mount, not redirfs (use umount(8) for other filesystems)",
+                mountpoint.display(),
+                m.fstype
+            );
+            return ExitCode::from(1);
+        }
+        Some(_) => {}
+    }
+    match fuse_backend::unmount(&abs, lazy) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let hint = match e.raw_os_error() {
@@ -207,6 +250,31 @@ pub fn umount(mountpoint: &Path, lazy: bool) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `redirfs umount --all`: every mount `redirfs status` lists for this user, dead ones included.
+pub fn umount_all(lazy: bool) -> ExitCode {
+    let mps = crate::control::mountpoints();
+    if mps.is_empty() {
+        println!("no redirfs mounts running (for this user)");
+        return ExitCode::SUCCESS;
+    }
+    let mut failed = 0;
+    for mp in &mps {
+        // A dead mount can only be detached.
+        let lazy = lazy || crate::mountinfo::is_dead(mp);
+        if umount(mp, lazy) != ExitCode::SUCCESS {
+            failed += 1;
+        }
+    }
+    if failed > 0 {
+        eprintln!(
+            "redirfs: {failed} of {} mounts were not unmounted",
+            mps.len()
+        );
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
 }
 
 /// `redirfs mount --all DIR`: every declaration in a folder, in name order.
@@ -232,7 +300,7 @@ pub fn mount_all(dir: &Path, how: Serve) -> ExitCode {
     }
     let mut failed = 0;
     for f in &files {
-        if mount(f, false, how) != ExitCode::SUCCESS {
+        if mount(f, false, how.clone()) != ExitCode::SUCCESS {
             failed += 1;
         }
     }
@@ -307,18 +375,48 @@ pub fn helper_mode() -> Option<ExitCode> {
         );
         return Some(ExitCode::from(EXIT_USAGE));
     }
+    let mut how = Serve {
+        quiet: true,
+        ..Serve::default()
+    };
+    let mut refused = Vec::new();
     for o in &opts {
         match o.as_str() {
-            "ro" if !d.options.read_only => {
-                eprintln!("redirfs: `-o ro` given: declare `options: read_only: true` in {} instead (the declaration is the source of truth)", file.display());
+            "ro" => how.read_only = true,
+            "rw" if d.options.read_only => {
+                eprintln!(
+                    "redirfs: `-o rw` given, but {} declares `read_only: true`: make them agree",
+                    file.display()
+                );
                 return Some(ExitCode::from(EXIT_USAGE));
             }
-            _ => log::debug!("mount option `{o}` left to mount(8)"),
+            "allow_other" => how.allow_other = true,
+            "no_passthrough" => how.no_passthrough = true,
+            "no_watch" => how.no_watch = true,
+            o if fuse_backend::KERNEL_FLAGS.contains(&o) => how.kernel_flags.push(o.to_string()),
+            // Always in effect on a redirfs mount.
+            "rw" | "nodev" | "default_permissions" | "relatime" => {}
+            // A user's mount (through fusermount3) is always nosuid.
+            "nosuid" if fs_core::sys::geteuid() != 0 => {}
+            // For mount(8), fstab and systemd, not for the filesystem.
+            "defaults" | "auto" | "noauto" | "nofail" | "_netdev" | "user" | "users" | "nouser"
+            | "owner" | "group" => {}
+            o if o.starts_with("x-") || o.starts_with("comment=") => {}
+            "" => {}
+            o => refused.push(o.to_string()),
         }
     }
-    let how = Serve {
-        no_passthrough: opts.iter().any(|o| o == "no_passthrough"),
-        no_watch: opts.iter().any(|o| o == "no_watch"),
-    };
+    if !refused.is_empty() {
+        eprintln!(
+            "redirfs: mount option{} `{}` not supported by redirfs: remove {} from the mount command or fstab \
+             (supported: ro, rw, allow_other, {}, no_passthrough, no_watch; and defaults, nofail, _netdev, \
+             noauto, user, x-*, nodev, relatime, default_permissions, which need nothing from redirfs)",
+            if refused.len() == 1 { "" } else { "s" },
+            refused.join("`, `"),
+            if refused.len() == 1 { "it" } else { "them" },
+            fuse_backend::KERNEL_FLAGS.join(", ")
+        );
+        return Some(ExitCode::from(EXIT_USAGE));
+    }
     Some(mount(file, false, how))
 }

@@ -325,7 +325,7 @@ fn help_describes_the_commands_with_examples() {
     let o = fx.run(&["--help"]);
     assert_eq!(code(&o), 0);
     let out = stdout(&o);
-    assert!(out.contains("Usage: redirfs <COMMAND>"), "{out}");
+    assert!(out.contains("Usage: redirfs [OPTIONS] <COMMAND>"), "{out}");
     for cmd in ["check", "explain"] {
         assert!(out.contains(&format!("\n  {cmd} ")), "{cmd} in {out}");
     }

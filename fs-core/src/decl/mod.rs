@@ -193,6 +193,74 @@ impl std::error::Error for LoadError {
     }
 }
 
+/// Whether a FUSE filesystem is mounted exactly at `dir` now (Linux; elsewhere `false`).
+fn fuse_mounted_at(dir: &Path) -> bool {
+    if !cfg!(target_os = "linux") {
+        return false;
+    }
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let want = dir.to_string_lossy().replace(' ', "\\040");
+    text.lines().any(|l| {
+        l.split_once(" - ").is_some_and(|(left, right)| {
+            left.split(' ').nth(4) == Some(want.as_str()) && right.starts_with("fuse")
+        })
+    })
+}
+
+/// The largest declaration file read, in bytes: far above any real one (a million entries is
+/// about 60 MiB of YAML), and a bound on what a wrong path such as
+/// `/dev/zero` can make a daemon read.
+pub const MAX_DECLARATION_BYTES: u64 = 64 << 20;
+
+/// Reads a declaration file: a regular file of at most [`MAX_DECLARATION_BYTES`]. A FIFO, a
+/// device or a directory is refused without blocking on it (it is opened non-blocking).
+///
+/// # Errors
+/// The I/O error; `InvalidInput` for a file that is not regular or is too large.
+pub fn read_declaration(file: &Path) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut open = std::fs::OpenOptions::new();
+    open.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        open.custom_flags(libc::O_NONBLOCK);
+    }
+    let f = open.open(file)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        let kind = if meta.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file (a FIFO, socket or device)"
+        };
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("it is {kind}: a declaration must be a regular YAML file"),
+        ));
+    }
+    let too_big = || {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "it is larger than {} MiB, the most a declaration may be",
+                MAX_DECLARATION_BYTES >> 20
+            ),
+        )
+    };
+    if meta.len() > MAX_DECLARATION_BYTES {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    f.take(MAX_DECLARATION_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_DECLARATION_BYTES {
+        return Err(too_big());
+    }
+    Ok(bytes)
+}
+
 /// Reads and validates a declaration file for a mount of this platform ([`NameCase::host`]).
 ///
 /// # Errors
@@ -211,7 +279,7 @@ pub fn load_file_for(file: &Path, case: NameCase) -> Result<Declaration, LoadErr
         file: file.to_path_buf(),
         source,
     })?;
-    let bytes = std::fs::read(&abs).map_err(|source| LoadError::Io {
+    let bytes = read_declaration(&abs).map_err(|source| LoadError::Io {
         file: file.to_path_buf(),
         source,
     })?;

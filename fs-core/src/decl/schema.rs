@@ -57,11 +57,13 @@ impl Checker<'_> {
         let docs = match yaml::parse(text) {
             Ok(docs) => docs,
             Err(e) => {
-                self.d.error(
-                    e.loc,
-                    format!("invalid YAML: {}", e.message),
-                    "fix the YAML syntax here (indentation, a missing `:` or an unclosed quote or bracket)",
-                );
+                let help = if e.message.contains("tab") {
+                    "YAML indents with spaces, never tabs: replace the tab here with spaces"
+                } else {
+                    "fix the YAML syntax here (indentation, a missing `:` or an unclosed quote or bracket)"
+                };
+                self.d
+                    .error(e.loc, format!("invalid YAML: {}", e.message), help);
                 return None;
             }
         };
@@ -534,8 +536,10 @@ impl Checker<'_> {
             .zip(&duplicate_of)
             .filter_map(|(c, dup)| dup.is_none().then_some(c))
             .collect();
-        // What each kept entry masks in the base.
-        let masked: Vec<Option<PathBuf>> = match base {
+        // What each kept entry masks in the base. An in-place overlay that is mounted covers its
+        // base: looking there would see the mount's own entries, so nothing is said.
+        let covered = matches!((mountpoint, base), (Some(Mountpoint::Dir(mp)), Some(b)) if mp == b && super::fuse_mounted_at(mp));
+        let masked: Vec<Option<PathBuf>> = match base.filter(|_| !covered) {
             Some(base) => map_in_parallel(&kept, |_: &mut (), c| {
                 let shadowed = c
                     .entry

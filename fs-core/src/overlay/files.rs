@@ -71,7 +71,7 @@ impl Overlay {
             Ok(f) => f,
             Err(e) => {
                 if let Some(c) = &r.counters {
-                    c.error();
+                    c.failed(&e);
                 }
                 return Err(e);
             }

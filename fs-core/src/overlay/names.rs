@@ -22,8 +22,8 @@ impl Overlay {
         let result = self.intern_view(parent, name, &comps, &node, count);
         if let Some(c) = counters {
             c.hit();
-            if matches!(&result, Err(e) if !matches!(e, Error::NotFound)) {
-                c.error();
+            if let Err(e) = &result {
+                c.failed(e);
             }
         }
         result
