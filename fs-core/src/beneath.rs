@@ -201,6 +201,78 @@ fn probe_openat2_works() -> bool {
     false
 }
 
+/// A kernel file handle (`struct file_handle`: its size, its type, then its bytes) and the id
+/// of the mount it belongs to: the identity of an inode that outlives any name and needs no
+/// descriptor, reopened with [`open_by_handle`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handle {
+    raw: Box<[u8]>,
+    /// The mount id name_to_handle_at(2) gave.
+    pub mount: i32,
+}
+
+/// MAX_HANDLE_SZ of the kernel.
+const MAX_HANDLE: usize = 128;
+
+/// The handle of `name` in `dir` (of `dir` itself when `name` is empty), not following a final
+/// symlink.
+///
+/// # Errors
+/// EOPNOTSUPP where the filesystem has no handles; the OS error otherwise.
+pub fn name_to_handle(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<Handle> {
+    let c = c_string(name)?;
+    let mut raw = vec![0u8; 8 + MAX_HANDLE];
+    raw[..4].copy_from_slice(&(MAX_HANDLE as u32).to_ne_bytes());
+    let mut mount: libc::c_int = 0;
+    let flags = if name.is_empty() {
+        libc::AT_EMPTY_PATH
+    } else {
+        0
+    };
+    // SAFETY: `raw` is a struct file_handle with room for MAX_HANDLE bytes, as its first field
+    // says; `c` and `mount` are valid for the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_name_to_handle_at,
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            raw.as_mut_ptr(),
+            std::ptr::from_mut(&mut mount),
+            flags,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let len = u32::from_ne_bytes([raw[0], raw[1], raw[2], raw[3]]) as usize;
+    raw.truncate(8 + len.min(MAX_HANDLE));
+    Ok(Handle {
+        raw: raw.into_boxed_slice(),
+        mount,
+    })
+}
+
+/// Opens the inode `h` names with `flags` (never following a symlink), from any descriptor
+/// `mount` on its mount (a real open, not `O_PATH`). Needs CAP_DAC_READ_SEARCH.
+///
+/// # Errors
+/// ESTALE when the inode is gone; EPERM without the capability; the OS error otherwise.
+pub fn open_by_handle(mount: BorrowedFd<'_>, h: &Handle, flags: i32) -> io::Result<OwnedFd> {
+    // SAFETY: `h.raw` is a struct file_handle filled by the kernel; it only reads it.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_by_handle_at,
+            mount.as_raw_fd(),
+            h.raw.as_ptr(),
+            flags | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    owned(fd as libc::c_int)
+}
+
 /// How many descriptors this process may hold: the soft limit, raised to the hard one first
 /// (a daemon's descriptors are its working set; the soft limit's default is for shells).
 pub fn raise_descriptor_limit() -> u64 {
@@ -307,6 +379,35 @@ mod tests {
         NO_OPENAT2.store(false, Ordering::Relaxed);
         assert!(f.is_ok());
         assert_eq!(e.expect_err("fallback").raw_os_error(), Some(libc::ELOOP));
+    }
+
+    #[test]
+    fn handles_reopen_the_inode_after_its_name_is_gone() {
+        let t = tempfile::tempdir().expect("tempdir");
+        std::fs::write(t.path().join("f"), "first").expect("write");
+        let dir = open_root(t.path()).expect("dir");
+        let h = match name_to_handle(dir.as_fd(), b"f") {
+            Ok(h) => h,
+            Err(e) => {
+                eprintln!("SKIPPED: handles: {e} on this filesystem");
+                return;
+            }
+        };
+        let f = open_beneath(dir.as_fd(), Path::new("f"), libc::O_RDONLY).expect("keep");
+        std::fs::rename(t.path().join("f"), t.path().join("g")).expect("rename");
+        std::fs::write(t.path().join("f"), "second").expect("write");
+        // A real descriptor on the mount (open_by_handle_at refuses O_PATH ones).
+        let mount = std::fs::File::open(t.path()).expect("open dir");
+        match open_by_handle(mount.as_fd(), &h, libc::O_RDONLY) {
+            Ok(again) => {
+                assert_eq!(identity(&again).expect("a"), identity(&f).expect("b"));
+                assert_eq!(std::fs::read(fd_path(&again)).expect("read"), b"first");
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                eprintln!("SKIPPED: open_by_handle: needs CAP_DAC_READ_SEARCH");
+            }
+            Err(e) => panic!("open_by_handle: {e}"),
+        }
     }
 
     #[test]

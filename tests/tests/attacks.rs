@@ -660,8 +660,32 @@ fn relative_links_climb_from_where_they_really_are() {
 #[test]
 fn a_cwd_in_a_directory_swapped_for_a_symlink_stays_in_that_directory() {
     require_attack_env!();
+    cwd_in_a_swapped_directory(0);
+}
+
+#[test]
+fn a_cwd_past_the_descriptor_budget_stays_in_its_directory() {
+    require_attack_env!();
+    // Past a quarter of the hard limit of open files, the daemon reopens inodes by handle.
+    let hard: usize = std::fs::read_to_string("/proc/self/limits")
+        .expect("limits")
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(4)?.parse().ok())
+        .expect("Max open files");
+    cwd_in_a_swapped_directory(hard / 4 + 1000);
+}
+
+/// A user's shell with its cwd in `pub/d`; behind the mount the directory is moved away and a
+/// symlink to a root 0700 directory put in its place, after `others` other files were looked
+/// up (pushing the directory out of the daemon's descriptors).
+fn cwd_in_a_swapped_directory(others: usize) {
     let sb = open_sandbox();
     let t = Targets::new(&sb);
+    let many = sb.dir("base/many");
+    for i in 0..others {
+        std::fs::write(many.join(format!("f{i}")), "x").expect("create");
+    }
     let d = sb.dir("base/pub/d");
     chown_user(&d);
     std::fs::write(d.join("mine"), "my own").expect("write");
@@ -689,6 +713,9 @@ fn a_cwd_in_a_directory_swapped_for_a_symlink_stays_in_that_directory() {
     let mut stdout = child.stdout.take().expect("stdout");
     let mut first = [0u8; 6];
     std::io::Read::read_exact(&mut stdout, &mut first).expect("ready");
+    for i in 0..others {
+        std::fs::metadata(m.at("many").join(format!("f{i}"))).expect("stat");
+    }
     // Behind the mount, as the user may: move the directory away, a symlink in its place.
     let moved = m.sandbox().path("base/pub/d-old");
     std::fs::rename(&d, &moved).expect("rename");
@@ -704,4 +731,39 @@ fn a_cwd_in_a_directory_swapped_for_a_symlink_stays_in_that_directory() {
     );
     assert!(moved.join("created").exists(), "{rest}");
     t.intact();
+}
+
+#[test]
+fn readers_never_miss_a_replaced_file_past_the_descriptor_budget() {
+    require_fuse!();
+    if fs_core::sys::geteuid() != 0 {
+        eprintln!("SKIPPED: past the descriptor budget: file handles need root");
+        return;
+    }
+    // The daemon holds descriptors for a quarter of its hard limit of open files; past that,
+    // inodes are reopened by their kernel file handles.
+    let hard: usize = std::fs::read_to_string("/proc/self/limits")
+        .expect("limits")
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(4)?.parse().ok())
+        .expect("Max open files");
+    let files = hard / 4 + 1000;
+    let sb = Sandbox::new();
+    let many = sb.dir("base/many");
+    for i in 0..files {
+        std::fs::write(many.join(format!("f{i}")), "x").expect("create");
+    }
+    sb.dir("base/d");
+    let m: Mount = sb.mount("base: base\n");
+    let d = m.at("d");
+    std::fs::write(d.join("f"), vec![b'a'; 64 * 1024]).expect("first version");
+    // The race's file is looked up first, then pushed out of the budget by the others.
+    std::fs::metadata(d.join("f")).expect("stat");
+    for i in 0..files {
+        std::fs::metadata(m.at("many").join(format!("f{i}"))).expect("stat");
+    }
+    let (opens, enoent, partial) = reader_replace_race(&d, 3);
+    assert!(opens > 100, "too few opens to mean anything: {opens}");
+    assert_eq!((enoent, partial), (0, 0), "over {opens} opens");
 }

@@ -749,11 +749,27 @@ fn names(dir: Dir<'_>) -> Vec<OsString> {
 /// native dentry is, even after its name is replaced or removed behind the mount. At most
 /// `budget` are held, the oldest dropped first; a file without one is reached by its name and
 /// checked against its identity (ESTALE when the name holds another file now).
+///
+/// Past the budget (and for every inode, where the daemon may open by handle: root), an inode
+/// also keeps its kernel file handle, a few dozen bytes and no descriptor, and is reopened by
+/// it (`open_by_handle_at`) when asked for: identity for every inode the kernel holds.
 #[derive(Debug)]
 struct Held {
     fds: HashMap<u64, HeldFd>,
     order: std::collections::VecDeque<u64>,
     budget: usize,
+    /// Kernel file handles by inode.
+    ids: HashMap<u64, Ident>,
+    /// A descriptor on each mount a handle belongs to, by mount id.
+    mounts: HashMap<i32, Arc<OwnedFd>>,
+}
+
+/// An inode's kernel file handle.
+#[derive(Debug)]
+struct Ident {
+    handle: beneath::Handle,
+    dir: bool,
+    tree: Tree,
 }
 
 impl Held {
@@ -762,24 +778,71 @@ impl Held {
             fds: HashMap::new(),
             order: std::collections::VecDeque::new(),
             budget,
+            ids: HashMap::new(),
+            mounts: HashMap::new(),
         }
     }
 
     /// The held regular file `ino`.
-    fn get(&self, ino: u64) -> Option<Arc<OwnedFd>> {
-        self.fds.get(&ino).filter(|h| !h.dir).map(|h| h.fd.clone())
+    fn get(&mut self, ino: u64) -> Option<Arc<OwnedFd>> {
+        if let Some(h) = self.fds.get(&ino) {
+            return (!h.dir).then(|| h.fd.clone());
+        }
+        self.reopen(ino, false, None)
     }
 
     /// The held directory `ino`, if it lies in `tree`.
-    fn dir(&self, ino: u64, tree: &Tree) -> Option<Arc<OwnedFd>> {
-        self.fds
-            .get(&ino)
-            .filter(|h| h.dir && h.tree == *tree)
-            .map(|h| h.fd.clone())
+    fn dir(&mut self, ino: u64, tree: &Tree) -> Option<Arc<OwnedFd>> {
+        if let Some(h) = self.fds.get(&ino) {
+            return (h.dir && h.tree == *tree).then(|| h.fd.clone());
+        }
+        self.reopen(ino, true, Some(tree))
+    }
+
+    /// Reopens `ino` by its handle, and holds it again.
+    fn reopen(&mut self, ino: u64, dir: bool, tree: Option<&Tree>) -> Option<Arc<OwnedFd>> {
+        let id = self.ids.get(&ino)?;
+        if id.dir != dir || tree.is_some_and(|t| *t != id.tree) {
+            return None;
+        }
+        let mount = self.mounts.get(&id.handle.mount)?;
+        // The daemon's own capability (CAP_DAC_READ_SEARCH), which acting as a caller drops: an
+        // O_PATH descriptor grants nothing, and what is done through it is checked as the caller.
+        let fd = crate::creds::as_daemon(|| {
+            beneath::open_by_handle(mount.as_fd(), &id.handle, libc::O_PATH)
+        })
+        .ok()?;
+        let tree = id.tree.clone();
+        self.hold(ino, fd, dir, &tree);
+        self.fds.get(&ino).map(|h| h.fd.clone())
+    }
+
+    /// Keeps `ino`'s handle (of `name` in `at`), and a descriptor on its mount.
+    fn identify(&mut self, ino: u64, at: &OwnedFd, name: &[u8], dir: bool, tree: &Tree) {
+        let Ok(handle) = beneath::name_to_handle(at.as_fd(), name) else {
+            return;
+        };
+        if let std::collections::hash_map::Entry::Vacant(v) = self.mounts.entry(handle.mount) {
+            // open_by_handle_at takes no O_PATH descriptor: a real open of the directory.
+            let flags = libc::O_RDONLY | libc::O_DIRECTORY;
+            let opened = crate::creds::as_daemon(|| sys::open(&beneath::fd_path(at), flags, 0));
+            let Ok(dir) = opened else {
+                return;
+            };
+            v.insert(Arc::new(dir.into()));
+        }
+        self.ids.insert(
+            ino,
+            Ident {
+                handle,
+                dir,
+                tree: tree.clone(),
+            },
+        );
     }
 
     fn holds(&self, ino: u64) -> bool {
-        self.fds.contains_key(&ino)
+        self.fds.contains_key(&ino) || self.ids.contains_key(&ino)
     }
 
     fn hold(&mut self, ino: u64, fd: OwnedFd, dir: bool, tree: &Tree) {
@@ -805,6 +868,7 @@ impl Held {
     }
 
     fn drop_ino(&mut self, ino: u64) {
+        self.ids.remove(&ino);
         if self.fds.remove(&ino).is_some() {
             // `order` keeps the number until it reaches the front; compact when it is mostly
             // numbers no longer held.

@@ -62,7 +62,13 @@ impl Overlay {
             return;
         };
         if beneath::identity(&f).ok() == Some((meta.dev(), meta.ino())) {
-            self.held.lock().hold(ino, f.into(), meta.is_dir(), &r.tree);
+            let mut held = self.held.lock();
+            // Only a daemon that may open by handle (CAP_DAC_READ_SEARCH) keeps handles.
+            if crate::creds::switching() {
+                let name = r.name.as_deref().map_or(&b""[..], OsStrExt::as_bytes);
+                held.identify(ino, &r.anchor, name, meta.is_dir(), &r.tree);
+            }
+            held.hold(ino, f.into(), meta.is_dir(), &r.tree);
         }
     }
 
