@@ -15,6 +15,7 @@ pub mod error;
 pub mod explain;
 #[cfg(unix)]
 mod inodes;
+pub mod names;
 #[cfg(unix)]
 pub mod overlay;
 pub mod place;
@@ -27,5 +28,6 @@ pub mod yaml;
 pub use decl::{load_file, Declaration, Entry, LoadError, Mountpoint, OnMissing, Presentation};
 pub use diag::{Diagnostic, Invalid, Severity};
 pub use error::Error;
-pub use table::{NameCase, Resolved, SharedTable, Table};
+pub use names::NameCase;
+pub use table::{Resolved, SharedTable, Table};
 pub use vpath::VPath;
