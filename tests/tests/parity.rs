@@ -2,6 +2,9 @@
 //! mount, inside the base through the mount, and in a native twin directory beside them; the
 //! results and errnos must be the same in all three.
 
+// Mounts through the Linux harness (tests/src/lib.rs).
+#![cfg(target_os = "linux")]
+
 use std::ffi::{CString, OsStr};
 use std::fmt::Debug;
 use std::fs::{File, OpenOptions};

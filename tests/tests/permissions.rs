@@ -1,6 +1,9 @@
 //! Permissions through the mount: allow_other only when declared, files created by a user belong
 //! to that user, and nobody reaches through the mount what they could not reach directly.
 
+// Mounts through the Linux harness (tests/src/lib.rs).
+#![cfg(target_os = "linux")]
+
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::Command;
 

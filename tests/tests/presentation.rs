@@ -1,6 +1,9 @@
 //! What the mount shows: every presentation mode, nesting, synthetic directories, missing
 //! targets, the in-place overlay, and entries that cannot be deleted through the mount.
 
+// Mounts through the Linux harness (tests/src/lib.rs).
+#![cfg(target_os = "linux")]
+
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use tests::{errno, require_fuse, Sandbox};

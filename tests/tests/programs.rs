@@ -2,6 +2,9 @@
 //! `transparent` target and again in one inside the base. A scenario whose program is missing is
 //! skipped with a printed reason.
 
+// Mounts through the Linux harness (tests/src/lib.rs).
+#![cfg(target_os = "linux")]
+
 use std::path::Path;
 
 use fuse_backend::Tuning;
