@@ -51,7 +51,7 @@ fn no_passthrough() -> Tuning {
 fn have(programs: &[&str]) -> bool {
     for p in programs {
         if which(p).is_none() {
-            eprintln!("skipped: `{p}` is not installed");
+            tests::skip::skipped(tests::test_name!(), &format!("`{p}` is not installed"));
             return false;
         }
     }
