@@ -4,7 +4,7 @@
 //! the one the real filesystem gave.
 //!
 //! Most calls go through rustix (raw system calls on Linux, no libc in between, no allocation
-//! for a path: a [`KernelPath`] is already a C string). The few rustix does not offer
+//! for a path: a `KernelPath` is already a C string). The few rustix does not offer
 //! (truncate(2) by path, copy_file_range(2) with flags, malloc_trim) call libc directly.
 
 #![allow(unsafe_code)]
