@@ -326,6 +326,11 @@ impl Inodes {
         t
     }
 
+    /// Whether the inode `ino` exists.
+    pub(crate) fn contains(&self, ino: u64) -> bool {
+        self.slot(ino).is_some()
+    }
+
     /// The number of inodes, the root included.
     pub(crate) fn len(&self) -> usize {
         self.slab.len()
@@ -336,6 +341,32 @@ impl Inodes {
         self.by_ino
             .find(ino_hash(ino), |&s| slab[s as usize].ino == ino)
             .map(|&s| s as usize)
+    }
+
+    /// Whether `ino` is the inode for `key` now (false when it is gone or another object).
+    pub(crate) fn holds(&self, ino: u64, key: Key<'_>) -> bool {
+        let Some(slot) = self.slot(ino) else {
+            return false;
+        };
+        let (dev, i, tree) = match key {
+            Key::Real { dev, ino } => (dev, ino, NO_TREE),
+            Key::RealDir { dev, ino, tree } => {
+                let tree = match tree {
+                    None => 0,
+                    Some(path) => match self.trees.get(path) {
+                        Some(&id) => id,
+                        None => return false,
+                    },
+                };
+                (dev, ino, tree)
+            }
+            Key::Virtual(comps, link) => {
+                return self.slab[slot].key.view() == KeyView::Virtual(comps, link)
+            }
+        };
+        self.realms
+            .get(&(dev, tree))
+            .is_some_and(|&realm| self.slab[slot].key.view() == KeyView::Real { realm, ino: i })
     }
 
     fn view<'a>(&mut self, key: Key<'a>) -> Result<KeyView<'a>> {

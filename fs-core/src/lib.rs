@@ -8,6 +8,10 @@
 
 #![deny(unsafe_code)]
 
+#[cfg(unix)]
+pub mod beneath;
+#[cfg(unix)]
+pub mod creds;
 pub mod decl;
 pub mod diag;
 pub mod diff;

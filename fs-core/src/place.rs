@@ -230,7 +230,9 @@ pub fn classify<'t, C: Name>(table: &'t Table, host: &dyn Host, comps: &[C]) -> 
                 },
             };
             if let Some(d) = dir {
-                if !tree_root && host.probe(&real, true).is_none() {
+                // Not following a symlink there: the tree's own object shows, whatever it is,
+                // and a link planted into this mount must not make the daemon ask itself.
+                if !tree_root && host.probe(&real, false).is_none() {
                     return Place::Synthetic {
                         dir: d,
                         standin: true,

@@ -14,7 +14,7 @@ const SHOWN: &str = "app.yaml";
 
 const HELP_SYNTAX: &str =
     "fix the YAML syntax here (indentation, a missing `:` or an unclosed quote or bracket)";
-const HELP_MAPPING: &str = "write one `key: value` per line (see docs/declarations.md)";
+const HELP_MAPPING: &str = "write one `key: value` per line (see redirfs.yaml(5))";
 const HELP_ALIAS: &str = "write the value out in full";
 const HELP_TWICE: &str = "keep one of the two";
 const HELP_MOUNTPOINT: &str =
@@ -225,7 +225,7 @@ fn an_empty_file_is_an_error() {
         1,
         1,
         "the declaration is empty",
-        "start the file with `version: 1`, then `mountpoint:` and `redirections:` (see docs/declarations.md)",
+        "start the file with `version: 1`, then `mountpoint:` and `redirections:` (see redirfs.yaml(5))",
     )];
     assert_eq!(fx.invalid(""), expected);
     assert_eq!(fx.invalid("   \n\n"), expected);

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use fs_core::creds::as_caller;
 use fs_core::overlay::{Attr, Caller, Class, Handle, Kind, Overlay, SetAttr, Writer};
 use fs_core::sys::SetTime;
 use fs_core::Error;
@@ -122,6 +123,7 @@ fn caller(req: &Request) -> Caller {
     Caller {
         uid: req.uid(),
         gid: req.gid(),
+        pid: req.pid(),
     }
 }
 
@@ -367,7 +369,9 @@ impl Filesystem for FuseOverlay {
             if self.killpriv && kills_privileges(&set, req.uid()) {
                 set.kill_suidgid = Some(writer(req));
             }
-            match self.overlay.setattr(ino.0, fh.map(|f| f.0), &set) {
+            match as_caller(caller(req), || {
+                self.overlay.setattr(ino.0, fh.map(|f| f.0), &set)
+            }) {
                 Ok(a) => reply.attr(&self.ttl(&a), &file_attr(&a)),
                 Err(e) => reply.error(errno_of(&e)),
             }
@@ -392,9 +396,11 @@ impl Filesystem for FuseOverlay {
         reply: ReplyEntry,
     ) {
         guarded("mknod", || {
-            let r = self
-                .overlay
-                .mknod(parent.0, name, mode, u64::from(rdev), caller(req));
+            let who = caller(req);
+            let r = as_caller(who, || {
+                self.overlay
+                    .mknod(parent.0, name, mode, u64::from(rdev), who)
+            });
             self.entry(reply, r);
         });
     }
@@ -409,20 +415,23 @@ impl Filesystem for FuseOverlay {
         reply: ReplyEntry,
     ) {
         guarded("mkdir", || {
-            let r = self.overlay.mkdir(parent.0, name, mode, caller(req));
+            let who = caller(req);
+            let r = as_caller(who, || self.overlay.mkdir(parent.0, name, mode, who));
             self.entry(reply, r);
         });
     }
 
-    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         guarded("unlink", || {
-            Self::empty(reply, self.overlay.unlink(parent.0, name));
+            let r = as_caller(caller(req), || self.overlay.unlink(parent.0, name));
+            Self::empty(reply, r);
         });
     }
 
-    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         guarded("rmdir", || {
-            Self::empty(reply, self.overlay.rmdir(parent.0, name));
+            let r = as_caller(caller(req), || self.overlay.rmdir(parent.0, name));
+            Self::empty(reply, r);
         });
     }
 
@@ -435,16 +444,17 @@ impl Filesystem for FuseOverlay {
         reply: ReplyEntry,
     ) {
         guarded("symlink", || {
-            let r = self
-                .overlay
-                .symlink(parent.0, link_name, target, caller(req));
+            let who = caller(req);
+            let r = as_caller(who, || {
+                self.overlay.symlink(parent.0, link_name, target, who)
+            });
             self.entry(reply, r);
         });
     }
 
     fn rename(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         newparent: INodeNo,
@@ -453,41 +463,46 @@ impl Filesystem for FuseOverlay {
         reply: ReplyEmpty,
     ) {
         guarded("rename", || {
-            let r = self
-                .overlay
-                .rename(parent.0, name, newparent.0, newname, flags.bits());
+            let r = as_caller(caller(req), || {
+                self.overlay
+                    .rename(parent.0, name, newparent.0, newname, flags.bits())
+            });
             Self::empty(reply, r);
         });
     }
 
     fn link(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         newparent: INodeNo,
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
         guarded("link", || {
-            let r = self.overlay.link(ino.0, newparent.0, newname);
+            let r = as_caller(caller(req), || {
+                self.overlay.link(ino.0, newparent.0, newname)
+            });
             self.entry(reply, r);
         });
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        guarded("open", || match self.overlay.open(ino.0, flags.0) {
-            Ok((fh, h)) => {
-                let fopen = NO_FLUSH;
-                let backed = self.attach_backing(fh, &h, |f| reply.open_backing(f));
-                let backings = self.backings.lock();
-                match backings.get(&h.ino) {
-                    Some(b) if backed => reply.opened_passthrough(FileHandle(fh), fopen, &b.id),
-                    // Served by the daemon: keep the kernel's page cache across opens, as a local
-                    // file's; FUSE_AUTO_INVAL_DATA drops it when the file changes behind the mount.
-                    _ => reply.opened(FileHandle(fh), fopen | FopenFlags::FOPEN_KEEP_CACHE),
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        guarded("open", || {
+            match as_caller(caller(req), || self.overlay.open(ino.0, flags.0)) {
+                Ok((fh, h)) => {
+                    let fopen = NO_FLUSH;
+                    let backed = self.attach_backing(fh, &h, |f| reply.open_backing(f));
+                    let backings = self.backings.lock();
+                    match backings.get(&h.ino) {
+                        Some(b) if backed => reply.opened_passthrough(FileHandle(fh), fopen, &b.id),
+                        // Served by the daemon: keep the kernel's page cache across opens, as a local
+                        // file's; FUSE_AUTO_INVAL_DATA drops it when the file changes behind the mount.
+                        _ => reply.opened(FileHandle(fh), fopen | FopenFlags::FOPEN_KEEP_CACHE),
+                    }
                 }
+                Err(e) => reply.error(errno_of(&e)),
             }
-            Err(e) => reply.error(errno_of(&e)),
         });
     }
 
@@ -571,29 +586,31 @@ impl Filesystem for FuseOverlay {
         });
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        guarded("opendir", || match self.overlay.opendir(ino.0) {
-            // The kernel keeps listings in the directory's page cache and serves later reads of
-            // it without asking: changes through the mount and reloads invalidate it, and with
-            // FUSE_AUTO_INVAL_DATA a changed mtime (a change behind the mount) drops it too.
-            Ok(fh) => reply.opened(
-                FileHandle(fh),
-                FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
-            ),
-            Err(e) => reply.error(errno_of(&e)),
+    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        guarded("opendir", || {
+            match as_caller(caller(req), || self.overlay.opendir(ino.0)) {
+                // The kernel keeps listings in the directory's page cache and serves later reads of
+                // it without asking: changes through the mount and reloads invalidate it, and with
+                // FUSE_AUTO_INVAL_DATA a changed mtime (a change behind the mount) drops it too.
+                Ok(fh) => reply.opened(
+                    FileHandle(fh),
+                    FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
+                ),
+                Err(e) => reply.error(errno_of(&e)),
+            }
         });
     }
 
     fn readdir(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
         guarded("readdir", || {
-            let entries = match self.overlay.dir_entries(fh.0) {
+            let entries = match as_caller(caller(req), || self.overlay.dir_entries(fh.0)) {
                 Ok(e) => e,
                 Err(e) => return reply.error(errno_of(&e)),
             };
@@ -617,14 +634,14 @@ impl Filesystem for FuseOverlay {
 
     fn readdirplus(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
         guarded("readdirplus", || {
-            let entries = match self.overlay.dir_entries(fh.0) {
+            let entries = match as_caller(caller(req), || self.overlay.dir_entries(fh.0)) {
                 Ok(e) => e,
                 Err(e) => return reply.error(errno_of(&e)),
             };
@@ -709,7 +726,7 @@ impl Filesystem for FuseOverlay {
 
     fn setxattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         name: &OsStr,
         value: &[u8],
@@ -718,7 +735,10 @@ impl Filesystem for FuseOverlay {
         reply: ReplyEmpty,
     ) {
         guarded("setxattr", || {
-            Self::empty(reply, self.overlay.setxattr(ino.0, name, value, flags));
+            let r = as_caller(caller(req), || {
+                self.overlay.setxattr(ino.0, name, value, flags)
+            });
+            Self::empty(reply, r);
         });
     }
 
@@ -740,9 +760,10 @@ impl Filesystem for FuseOverlay {
         });
     }
 
-    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         guarded("removexattr", || {
-            Self::empty(reply, self.overlay.removexattr(ino.0, name));
+            let r = as_caller(caller(req), || self.overlay.removexattr(ino.0, name));
+            Self::empty(reply, r);
         });
     }
 
@@ -763,10 +784,10 @@ impl Filesystem for FuseOverlay {
         reply: ReplyCreate,
     ) {
         guarded("create", || {
-            match self
-                .overlay
-                .create(parent.0, name, mode, flags, caller(req))
-            {
+            let who = caller(req);
+            match as_caller(who, || {
+                self.overlay.create(parent.0, name, mode, flags, who)
+            }) {
                 Ok((a, fh, h)) => {
                     let ttl = self.ttl(&a);
                     let attr = file_attr(&a);

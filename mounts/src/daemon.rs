@@ -105,7 +105,7 @@ impl Daemon {
                 if !dry_run {
                     let mut table = self.maker.table(&d);
                     table.adopt_counters(&self.overlay.table().load());
-                    self.overlay.table().swap(table);
+                    self.overlay.install(table);
                     self.invalidate(&changes);
                     state.entries = d.entries.clone();
                     state.base = d.base.clone();

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use fs_core::NameCase;
 
+#[cfg(unix)]
+mod assets;
 mod check;
 #[cfg(unix)]
 mod control;
@@ -33,7 +35,7 @@ const EXIT_USAGE: u8 = 2;
     long_about = "redirfs mounts an overlay drive: a YAML declaration maps virtual paths inside the \
 mount to real targets, shown as native symlinks or transparently, over an optional base directory \
 whose own contents pass through. Legacy programs keep their paths while their data lives elsewhere.",
-    after_help = "Examples:\n  redirfs check app.yaml\n  redirfs explain app.yaml data/reports/2020.csv\n\nSee docs/declarations.md for the declaration format."
+    after_help = "Examples:\n  redirfs check app.yaml\n  redirfs explain app.yaml data/reports/2020.csv\n\nThe declaration format: redirfs.yaml(5) (man 5 redirfs.yaml)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -173,6 +175,10 @@ fn main() -> ExitCode {
         .init();
     #[cfg(unix)]
     if let Some(code) = mount::helper_mode() {
+        return code;
+    }
+    #[cfg(unix)]
+    if let Some(code) = assets::from_args() {
         return code;
     }
     let cli = Cli::parse();

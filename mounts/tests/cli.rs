@@ -330,9 +330,83 @@ fn help_describes_the_commands_with_examples() {
         assert!(out.contains(&format!("\n  {cmd} ")), "{cmd} in {out}");
     }
     assert!(out.contains("redirfs check app.yaml"), "{out}");
-    assert!(out.contains("docs/declarations.md"), "{out}");
+    // The format's reference is the installed man page, not a path only the repository has.
+    assert!(out.contains("redirfs.yaml(5)"), "{out}");
+    assert!(
+        !out.contains("generate-assets"),
+        "packaging-only command listed: {out}"
+    );
     // `-h` is the short form.
     assert_eq!(code(&fx.run(&["-h"])), 0);
+}
+
+#[test]
+fn no_help_text_names_a_repository_path() {
+    let fx = Fx::new();
+    for cmd in [
+        "check", "explain", "mount", "umount", "status", "reload", "diff", "demo",
+    ] {
+        let o = fx.run(&[cmd, "--help"]);
+        assert_eq!(code(&o), 0, "{cmd} --help");
+        let out = stdout(&o);
+        for repo_only in ["docs/", "contrib/", "mounts/", ".md"] {
+            assert!(
+                !out.contains(repo_only),
+                "`{cmd} --help` names {repo_only}: {out}"
+            );
+        }
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn generate_assets_writes_a_page_per_subcommand_and_three_completions() {
+    let fx = Fx::new();
+    let o = fx.run(&["generate-assets", "assets"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let main = std::fs::read_to_string(fx.root().join("assets/man/redirfs.1")).expect("redirfs.1");
+    assert!(main.contains(".TH redirfs 1"), "{main}");
+    assert!(
+        main.contains("MOUNT HELPER") && main.contains("redirfs.yaml"),
+        "{main}"
+    );
+    let mut pages: Vec<String> = std::fs::read_dir(fx.root().join("assets/man"))
+        .expect("man/")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    pages.sort();
+    let subcommands = [
+        "check", "demo", "diff", "explain", "mount", "reload", "status", "umount",
+    ];
+    let mut want: Vec<String> = subcommands
+        .iter()
+        .map(|c| format!("redirfs-{c}.1"))
+        .collect();
+    want.push("redirfs.1".to_owned());
+    want.sort();
+    assert_eq!(pages, want);
+    let mount = std::fs::read_to_string(fx.root().join("assets/man/redirfs-mount.1"))
+        .expect("redirfs-mount.1");
+    assert!(mount.contains("foreground"), "{mount}");
+    for name in ["redirfs", "_redirfs", "redirfs.fish"] {
+        let text = std::fs::read_to_string(fx.root().join("assets/completions").join(name))
+            .expect("completion");
+        for c in subcommands {
+            assert!(text.contains(c), "{name} lacks {c}");
+        }
+        assert!(
+            !text.contains("generate-assets"),
+            "{name} offers generate-assets"
+        );
+    }
+    // A missing DIR is a usage error, not a panic or a write into the current directory.
+    let o = fx.run(&["generate-assets"]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("usage: redirfs generate-assets DIR"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

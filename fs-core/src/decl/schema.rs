@@ -69,7 +69,7 @@ impl Checker<'_> {
             self.d.error(
                 Loc { line: 1, col: 1 },
                 "the declaration is empty",
-                "start the file with `version: 1`, then `mountpoint:` and `redirections:` (see docs/declarations.md)",
+                "start the file with `version: 1`, then `mountpoint:` and `redirections:` (see redirfs.yaml(5))",
             );
             return None;
         };
@@ -184,7 +184,7 @@ impl Checker<'_> {
                         "{what} must be a mapping of `key: value` lines, found {}",
                         describe(node)
                     ),
-                    "write one `key: value` per line (see docs/declarations.md)",
+                    "write one `key: value` per line (see redirfs.yaml(5))",
                 );
                 None
             }

@@ -36,8 +36,8 @@ impl Overlay {
         let mut h = fh.and_then(|fh| self.handle(fh).ok());
         let decided = self.components(ino).and_then(|comps| {
             let table = self.table.snapshot();
-            place::writable(&place::classify(&table, &Local, &comps))
-                .map(|r| real_node(&table, r.clone()))
+            let r = place::writable(&place::classify(&table, &Local, &comps))?.clone();
+            self.real_node(&table, r)
         });
         let r = match decided {
             Ok(r) => Some(r),
@@ -48,13 +48,34 @@ impl Overlay {
             }
             Err(e) => return Err(e),
         };
+        // A change by name acts on the object the kernel asked about: opened (O_PATH) from its
+        // verified parent without following a symlink, and only if it is still `ino`. Mode and
+        // size go through `/proc/self/fd/N`, which reaches exactly that inode; owner and times
+        // through the name, which their calls do not follow.
+        let held = self.held.lock().get(ino);
+        let object = match (&h, &r) {
+            (None, Some(r))
+                if set.mode.is_some() || set.size.is_some() || set.kill_suidgid.is_some() =>
+            {
+                match &held {
+                    Some(fd) => Some(File::from(fd.try_clone()?)),
+                    None => Some(self.open_verified(ino, r, libc::O_PATH)?),
+                }
+            }
+            _ => None,
+        };
+        let object_path = object.as_ref().map(beneath::fd_path);
         let at = match (&h, &r) {
             (Some(h), _) => At::Fd(&h.file),
             (None, Some(r)) => At::Path(&r.path),
             (None, None) => return Err(Error::NotFound),
         };
+        let exact = match (at, &object_path) {
+            (At::Path(_), Some(p)) => At::Path(p),
+            (at, _) => at,
+        };
         if let Some(mode) = set.mode {
-            match at {
+            match exact {
                 At::Fd(f) => sys::fchmod(f, mode & 0o7777)?,
                 At::Path(p) => sys::chmod(p, mode & 0o7777)?,
             }
@@ -66,21 +87,26 @@ impl Overlay {
             }
         }
         if let Some(size) = set.size {
-            match at {
+            match exact {
                 At::Fd(f) => f.set_len(size)?,
                 At::Path(p) => sys::truncate(p, size)?,
             }
         }
         if let (Some(w), None) = (set.kill_suidgid, set.mode) {
-            match at {
-                At::Fd(f) => kill_suidgid(f, w)?,
-                At::Path(p) => {
-                    let meta = sys::at_path(p, |p| std::fs::symlink_metadata(p))?;
-                    if let Some(mode) = mode_without_privileges(&meta, w) {
-                        sys::chmod(p, mode)?;
+            // The kernel's own privilege on a local disk: the writer need not own the file.
+            crate::creds::as_daemon(|| -> Result<()> {
+                match at {
+                    At::Fd(f) => kill_suidgid(f, w)?,
+                    At::Path(_) => {
+                        if let (Some(o), Some(p)) = (&object, &object_path) {
+                            if let Some(mode) = mode_without_privileges(&o.metadata()?, w) {
+                                sys::chmod(p, mode)?;
+                            }
+                        }
                     }
                 }
-            }
+                Ok(())
+            })?;
         }
         if set.atime.is_some() || set.mtime.is_some() {
             let a = set.atime.unwrap_or(SetTime::Omit);
@@ -94,7 +120,7 @@ impl Overlay {
             return Ok(real_attr(ino, &f.metadata()?));
         }
         match r {
-            Some(r) => self.attr_of(ino, &View::Real(r)),
+            Some(r) => self.attr_of(ino, &View::Real(Box::new(r))),
             None => Err(Error::NotFound),
         }
     }
@@ -127,17 +153,18 @@ impl Overlay {
     /// # Errors
     /// The OS error.
     pub fn statfs(&self, ino: u64) -> Result<StatFs> {
-        let path = match self.node_of_or_root(ino) {
-            Ok((_, View::Real(r))) => r.path,
+        match self.node_of_or_root(ino) {
+            // The view holds the descriptor its path goes through.
+            Ok((_, View::Real(r))) => Ok(sys::statvfs(&r.path)?),
             _ => {
                 let table = self.table.snapshot();
-                table
+                let path = table
                     .base()
                     .map(Path::to_path_buf)
-                    .unwrap_or_else(|| PathBuf::from("/"))
+                    .unwrap_or_else(|| PathBuf::from("/"));
+                Ok(sys::statvfs(&path)?)
             }
-        };
-        Ok(sys::statvfs(&path)?)
+        }
     }
 
     /// access.
@@ -190,10 +217,12 @@ fn rewrite_link(r: &RealView, text: &Path) -> PathBuf {
     if text.is_absolute() || r.root.as_os_str().is_empty() {
         return text.to_path_buf();
     }
-    let Some(dir) = r.path.parent() else {
+    // The directory that holds the link, where it really is now (its descriptor knows), so `..`
+    // climbs from there as it does on disk, not from the declared spelling of the root.
+    let Ok(dir) = std::fs::read_link(beneath::fd_path(&*r.anchor)) else {
         return text.to_path_buf();
     };
-    let Ok(rel) = dir.strip_prefix(&r.root) else {
+    let Ok(rel) = dir.strip_prefix(&r.root_real) else {
         return text.to_path_buf();
     };
     let mut depth = rel.components().count() as i64;

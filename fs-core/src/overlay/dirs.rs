@@ -18,11 +18,16 @@ impl Overlay {
         if let View::Link { .. } = node {
             return Err(Error::NotADirectory);
         }
+        let owner = crate::creds::acting_uid();
+        self.quota.take(owner)?;
         let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
         let dir = OpenDir {
+            ino,
+            owner,
             comps,
             node,
             listing: parking_lot::Mutex::new(None),
+            charged: AtomicU64::new(0),
         };
         self.dirs.write().insert(fh, Arc::new(dir));
         Ok(fh)
@@ -34,7 +39,15 @@ impl Overlay {
         let declared = match node {
             View::Synthetic { declared, .. } => declared.clone(),
             View::Real(r) => {
-                let rd = sys::at_path(&r.path, |p| std::fs::read_dir(p)).map_err(|e| {
+                // As for files: a directory replaced by a symlink is not followed (out of its
+                // tree, or into this mount).
+                let rd = sys::open(
+                    &r.path,
+                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                    0,
+                )
+                .and_then(|d| std::fs::read_dir(beneath::fd_path(&d)));
+                let rd = rd.map_err(|e| {
                     if e.raw_os_error() == Some(libc::ENOTDIR) {
                         Error::NotADirectory
                     } else {
@@ -92,7 +105,7 @@ impl Overlay {
                         Ok(m) => Kind::from_mode(m.mode()),
                         Err(Error::Os(e)) if r.entry.is_none() && not_found_is(&e) => Kind::Dir,
                         Err(e) => {
-                            log::debug!("leaving {} out of a listing: {e}", r.path.display());
+                            log::debug!("leaving {} out of a listing: {e}", r.real.display());
                             continue;
                         }
                     },
@@ -101,6 +114,7 @@ impl Overlay {
                 entries.push(DirEntry { name, kind, ino: 0 });
             }
         }
+        entries.shrink_to_fit();
         Ok(entries)
     }
 
@@ -119,14 +133,87 @@ impl Overlay {
         if let Some(l) = &*listing {
             return Ok(l.clone());
         }
+        let stamp = self.stamp(&dir.node);
+        if let Some(stamp) = stamp {
+            let shared = self.listings.lock();
+            if let Some(l) = shared
+                .get(&dir.ino)
+                .filter(|s| s.stamp == stamp)
+                .and_then(|s| s.listing.upgrade())
+            {
+                drop(shared);
+                self.charge(&dir, &l)?;
+                *listing = Some(l.clone());
+                return Ok(l);
+            }
+        }
         let l = Arc::new(self.list(&dir.comps, &dir.node)?);
+        self.charge(&dir, &l)?;
+        if let (Some(stamp), true) = (stamp, l.len() >= SHARED_LISTING) {
+            let mut shared = self.listings.lock();
+            if shared.len() > 256 {
+                shared.retain(|_, s| s.listing.strong_count() > 0);
+            }
+            shared.insert(
+                dir.ino,
+                Shared {
+                    stamp,
+                    listing: Arc::downgrade(&l),
+                },
+            );
+        }
         *listing = Some(l.clone());
         Ok(l)
     }
 
+    /// Charges the listing `l` to the owner of the open directory `dir`: each user's open
+    /// directories hold at most [`LISTING_BYTES_PER_USER`] of listings (ENOMEM past that), so
+    /// nobody can grow the daemon without bound by holding directories open.
+    fn charge(&self, dir: &OpenDir, l: &[DirEntry]) -> Result<()> {
+        let bytes = listing_bytes(l);
+        if let Err(e) = self.quota.charge(dir.owner, bytes) {
+            // The refused listing goes now: give its memory back too.
+            sys::release_free_memory();
+            return Err(e);
+        }
+        dir.charged.store(bytes as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// What a listing of `node` depends on, when it can be shared at all.
+    fn stamp(&self, node: &View) -> Option<Stamp> {
+        let View::Real(r) = node else {
+            return None;
+        };
+        let m = self.stat_real(r).ok()?;
+        let table = self.table.snapshot();
+        Some((
+            table_id(&table),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec(),
+        ))
+    }
+
     /// releasedir.
     pub fn releasedir(&self, fh: u64) {
-        self.dirs.write().remove(&fh);
+        let dir = self.dirs.write().remove(&fh);
+        if let Some(d) = dir {
+            self.quota.give_back(d.owner);
+            let charged = usize::try_from(d.charged.load(Ordering::Relaxed)).unwrap_or(0);
+            self.quota.refund(d.owner, charged);
+            let last = d
+                .listing
+                .lock()
+                .as_ref()
+                .is_some_and(|l| l.len() >= SHARED_LISTING && Arc::strong_count(l) == 1);
+            drop(d);
+            if last {
+                // A big listing went: give its memory back.
+                sys::release_free_memory();
+            }
+        }
     }
 
     /// fsyncdir.
@@ -136,7 +223,11 @@ impl Overlay {
     pub fn fsyncdir(&self, ino: u64, datasync: bool) -> Result<()> {
         let (_, node) = self.node_of_or_root(ino)?;
         if let View::Real(r) = node {
-            let f = sys::open(&r.path, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+            let f = sys::open(
+                &r.path,
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                0,
+            )?;
             sys::fsync(&f, datasync)?;
         }
         Ok(())

@@ -8,7 +8,9 @@ impl Overlay {
         file: File,
         ino: u64,
         counters: Option<Arc<EntryCounters>>,
-    ) -> (u64, Arc<Handle>) {
+    ) -> Result<(u64, Arc<Handle>)> {
+        let owner = crate::creds::acting_uid();
+        self.quota.take(owner)?;
         if let Some(c) = &counters {
             c.hit();
         }
@@ -16,10 +18,11 @@ impl Overlay {
         let h = Arc::new(Handle {
             file,
             ino,
+            owner,
             counters,
         });
         self.handles.write().insert(fh, h.clone());
-        (fh, h)
+        Ok((fh, h))
     }
 
     /// open: the real file, opened with the caller's flags except O_DIRECT: requests reach the
@@ -30,7 +33,22 @@ impl Overlay {
     /// # Errors
     /// ReadOnly for writes to read-only nodes; the OS error otherwise.
     pub fn open(&self, ino: u64, flags: i32) -> Result<(u64, Arc<Handle>)> {
-        let (_, node) = self.node_of(ino)?;
+        let writes = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
+        let held = self.held.lock().get(ino);
+        let (_, node) = match self.node_of(ino) {
+            Ok(n) => n,
+            // The kernel's inode lost its last name (replaced by a rename through the mount):
+            // a reader that resolved it first opens it, as natively; otherwise the kernel looks
+            // the path up again rather than failing the open.
+            Err(Error::NotFound) => match held {
+                Some(fd) if !writes => {
+                    let file = sys::open(&beneath::fd_path(&*fd), open_flags(flags), 0)?;
+                    return self.register(file, ino, None);
+                }
+                _ => return Err(stale()),
+            },
+            Err(e) => return Err(e),
+        };
         let r = match node {
             View::Real(r) => r,
             View::Synthetic { .. } => return Err(Error::IsADirectory),
@@ -38,22 +56,27 @@ impl Overlay {
                 return Err(Error::Os(std::io::Error::from_raw_os_error(libc::ELOOP)))
             }
         };
-        let writes = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
         if writes && r.read_only {
             return Err(Error::ReadOnly);
         }
-        let flags = flags
-            & !(libc::O_NOFOLLOW | libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_DIRECT);
-        let file = match sys::open(&r.path, flags, 0) {
+        let flags = open_flags(flags);
+        // The kernel opens an inode it resolved, never a symlink: the file held since the
+        // lookup, or else the name opened without following a symlink (it could reach another
+        // file, or this mount itself), and only if it still holds that inode.
+        let opened = match held {
+            Some(fd) => sys::open(&beneath::fd_path(&*fd), flags, 0).map_err(Error::Os),
+            None => self.open_verified(ino, &r, flags),
+        };
+        let file = match opened {
             Ok(f) => f,
             Err(e) => {
                 if let Some(c) = &r.counters {
                     c.error();
                 }
-                return Err(Error::Os(e));
+                return Err(e);
             }
         };
-        Ok(self.register(file, ino, r.counters.clone()))
+        self.register(file, ino, r.counters.clone())
     }
 
     /// create: a new file, opened.
@@ -71,7 +94,7 @@ impl Overlay {
         let comps = self.components(parent)?;
         let table = self.table.snapshot();
         let dir = match place::creation(&table, &Local, &comps, name.as_bytes())? {
-            Creation::In(r) => real_node(&table, r),
+            Creation::In(r) => self.real_node(&table, r)?,
             Creation::Declared => {
                 drop(table);
                 if flags & libc::O_EXCL != 0 {
@@ -84,29 +107,30 @@ impl Overlay {
             }
         };
         drop(table);
-        let path = dir.path.join(name);
+        let path = dir.dir()?.join(name);
         let file = sys::open(
             &path,
-            (flags | libc::O_CREAT) & !(libc::O_NOCTTY | libc::O_DIRECT),
+            (flags | libc::O_CREAT | libc::O_NOFOLLOW) & !(libc::O_NOCTTY | libc::O_DIRECT),
             mode,
-        )?;
+        )
+        .map_err(|e| match e.raw_os_error() {
+            // A symlink planted at the name since the kernel found it free.
+            Some(libc::ELOOP) => stale(),
+            _ => Error::Os(e),
+        })?;
         if let Err(e) = self.own(&path, &dir, caller) {
-            log::warn!("cannot give {} to uid {}: {e}", path.display(), caller.uid);
+            log::warn!(
+                "cannot give {} to uid {}: {e}",
+                dir.real.join(name).display(),
+                caller.uid
+            );
         }
         let meta = file.metadata()?;
-        let r = RealView {
-            path,
-            root: dir.root.clone(),
-            tree: dir.tree.clone(),
-            read_only: false,
-            entry: None,
-            declared: Vec::new(),
-            tree_root: false,
-            counters: dir.counters.clone(),
-        };
-        let ino = self.intern(Self::key_for(&meta, &r), parent, name, true)?;
-        let counters = r.counters.clone();
-        let (fh, h) = self.register(file, ino, counters);
+        let ino = self.intern(Self::key_for(&meta, &dir.tree), parent, name, true)?;
+        if let Ok(fd) = sys::open(&beneath::fd_path(&file), libc::O_PATH, 0) {
+            self.held.lock().hold(ino, fd.into());
+        }
+        let (fh, h) = self.register(file, ino, dir.counters.clone())?;
         Ok((real_attr(ino, &meta), fh, h))
     }
 
@@ -184,7 +208,11 @@ impl Overlay {
 
     /// release: the last close.
     pub fn release(&self, fh: u64) -> Option<Arc<Handle>> {
-        self.handles.write().remove(&fh)
+        let h = self.handles.write().remove(&fh);
+        if let Some(h) = &h {
+            self.quota.give_back(h.owner);
+        }
+        h
     }
 
     /// fallocate.
@@ -224,4 +252,10 @@ impl Overlay {
             &a.file, off_in, &b.file, off_out, len, flags,
         )?)
     }
+}
+
+/// The caller's open flags as the daemon opens with them: without O_DIRECT (requests reach the
+/// daemon in unaligned buffers), and without what only applies to resolving or making a name.
+fn open_flags(flags: i32) -> i32 {
+    flags & !(libc::O_NOFOLLOW | libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_DIRECT)
 }

@@ -17,6 +17,7 @@
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, Metadata};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
@@ -26,6 +27,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::RwLock;
 
+use crate::beneath;
 use crate::decl::Entry;
 use crate::error::{Error, Result};
 use crate::inodes::{Inodes, Key};
@@ -119,14 +121,7 @@ pub struct Attr {
     pub class: Class,
 }
 
-/// Who is asking.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Caller {
-    /// User id.
-    pub uid: u32,
-    /// Group id.
-    pub gid: u32,
-}
+pub use crate::creds::Caller;
 
 /// Changes asked by setattr.
 #[derive(Debug, Clone, Copy, Default)]
@@ -177,6 +172,8 @@ pub struct Handle {
     pub file: File,
     /// The overlay inode it was opened through.
     pub ino: u64,
+    /// Whose quota it counts in.
+    owner: Option<u32>,
     /// The counters of the entry it was opened through, if any.
     counters: Option<Arc<EntryCounters>>,
 }
@@ -191,9 +188,13 @@ enum At<'a> {
 /// An open directory: what it was when opened, and its listing once first read.
 #[derive(Debug)]
 struct OpenDir {
+    ino: u64,
+    owner: Option<u32>,
     comps: Vec<OsString>,
     node: View,
     listing: parking_lot::Mutex<Option<Arc<Vec<DirEntry>>>>,
+    /// The bytes of `listing` charged to `owner` (a shared listing is charged to each holder).
+    charged: AtomicU64,
 }
 
 /// What an xattr call applies to.
@@ -227,14 +228,26 @@ enum View {
         standin: bool,
     },
     /// A real object.
-    Real(RealView),
+    Real(Box<RealView>),
 }
 
 #[derive(Debug, Clone)]
 struct RealView {
+    /// The object as its verified parent directory and its own name, `/proc/self/fd/N/NAME`
+    /// (`/proc/self/fd/N/.` for a tree's root directory): the kernel looks up that one name
+    /// only, so system calls that do not follow a final symlink act on exactly what the name
+    /// holds, and nothing on the way can be swapped.
     path: PathBuf,
+    /// The descriptor `path` goes through, held while the view lives.
+    anchor: Arc<OwnedFd>,
+    /// The object's name in `anchor`; `None` when `anchor` is the object (a root directory).
+    name: Option<OsString>,
+    /// The real path as the table names it, for messages and the target attribute.
+    real: PathBuf,
     /// The real root of the tree (base or transparent target) and the tree's identity.
     root: PathBuf,
+    /// Where the root really is, symlinks resolved when it was opened.
+    root_real: PathBuf,
     tree: Tree,
     read_only: bool,
     /// The transparent entry that is exactly this node, if any.
@@ -245,6 +258,59 @@ struct RealView {
     tree_root: bool,
     /// The counters of the transparent entry it lies in, if any.
     counters: Option<Arc<EntryCounters>>,
+}
+
+/// A directory opened for the names in it: `path` is `/proc/self/fd/N`, through `fd`.
+#[derive(Debug)]
+struct Anchored {
+    path: PathBuf,
+    _fd: Arc<OwnedFd>,
+}
+
+impl Anchored {
+    /// The path of `name` in this directory: the kernel looks up that one name.
+    fn join(&self, name: impl AsRef<Path>) -> AtPath {
+        AtPath {
+            path: self.path.join(name),
+            _fd: self._fd.clone(),
+        }
+    }
+}
+
+/// A `/proc/self/fd/N/NAME` path with the descriptor N it needs kept open.
+#[derive(Debug)]
+struct AtPath {
+    path: PathBuf,
+    _fd: Arc<OwnedFd>,
+}
+
+impl std::ops::Deref for AtPath {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl RealView {
+    /// This object as a directory to act in, opened from its verified parent without following
+    /// a symlink (ESTALE when its name no longer holds a directory).
+    fn dir(&self) -> Result<Anchored> {
+        let fd = match &self.name {
+            None => self.anchor.clone(),
+            Some(name) => {
+                let flags = libc::O_PATH | libc::O_DIRECTORY;
+                Arc::new(
+                    beneath::open_beneath(self.anchor.as_fd(), Path::new(name), flags)
+                        .map_err(walked)?,
+                )
+            }
+        };
+        Ok(Anchored {
+            path: beneath::fd_path(&*fd),
+            _fd: fd,
+        })
+    }
 }
 
 impl View {
@@ -265,6 +331,10 @@ pub struct Overlay {
     handles: RwLock<HashMap<u64, Arc<Handle>>>,
     dirs: RwLock<HashMap<u64, Arc<OpenDir>>>,
     next_handle: AtomicU64,
+    roots: RwLock<Roots>,
+    held: parking_lot::Mutex<Held>,
+    quota: Quota,
+    listings: parking_lot::Mutex<HashMap<u64, Shared>>,
     started: SystemTime,
     owner: Caller,
     privileged: bool,
@@ -295,24 +365,134 @@ impl Overlay {
     /// An overlay over `table`, owned by the user running it.
     pub fn new(table: Table) -> Overlay {
         let uid = sys::geteuid();
-        Overlay {
+        let overlay = Overlay {
             table: SharedTable::new(table),
             inodes: RwLock::new(Inodes::new()),
             handles: RwLock::new(HashMap::new()),
             dirs: RwLock::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
+            roots: RwLock::new(Roots::default()),
+            held: parking_lot::Mutex::new(Held::new(held_budget())),
+            quota: Quota::new(beneath::raise_descriptor_limit()),
+            listings: parking_lot::Mutex::new(HashMap::new()),
             started: SystemTime::now(),
             owner: Caller {
                 uid,
                 gid: sys::getegid(),
+                pid: std::process::id(),
             },
             privileged: uid == 0,
-        }
+        };
+        let table = overlay.table.snapshot();
+        overlay.open_roots(&table);
+        drop(table);
+        overlay
     }
 
-    /// The table in force, to read or swap.
+    /// The table in force, to read. Install a new one with [`Overlay::install`].
     pub fn table(&self) -> &SharedTable {
         &self.table
+    }
+
+    /// Puts `table` in force (a reload) and opens its trees' roots now, so the trees served are
+    /// the ones its targets name at this moment; returns the previous table.
+    pub fn install(&self, table: Table) -> Arc<Table> {
+        let old = self.table.swap(table);
+        let table = self.table.snapshot();
+        self.open_roots(&table);
+        old
+    }
+
+    /// Opens every root of `table` (the base and each transparent target that exists), dropping
+    /// those of earlier tables.
+    fn open_roots(&self, table: &Table) {
+        let mut roots = Roots {
+            table: table_id(table),
+            map: HashMap::new(),
+        };
+        let paths = table.base().into_iter().chain(
+            table
+                .rules()
+                .iter()
+                .filter(|e| e.presentation == crate::decl::Presentation::Transparent)
+                .map(|e| e.target.as_path()),
+        );
+        for path in paths {
+            if let Ok(root) = Root::open(path) {
+                roots.map.insert(path.to_path_buf(), Arc::new(root));
+            }
+        }
+        *self.roots.write() = roots;
+    }
+
+    /// The opened root `path` of `table`'s trees, opening it now if it was absent until now.
+    fn root(&self, table: &Table, path: &Path) -> Result<Arc<Root>> {
+        {
+            let roots = self.roots.read();
+            if roots.table == table_id(table) {
+                if let Some(r) = roots.map.get(path) {
+                    return Ok(r.clone());
+                }
+            }
+        }
+        if self.roots.read().table != table_id(table) {
+            // Swapped without `install` (or the first request): open this table's roots.
+            self.open_roots(table);
+            if let Some(r) = self.roots.read().map.get(path) {
+                return Ok(r.clone());
+            }
+        }
+        let root = Arc::new(Root::open(path)?);
+        let mut roots = self.roots.write();
+        if roots.table == table_id(table) {
+            roots.map.insert(path.to_path_buf(), root.clone());
+        }
+        Ok(root)
+    }
+
+    /// What the overlay keeps of a real place for the rest of a request (and for open
+    /// directories): the object's verified parent directory, reached from its tree's root by a
+    /// walk that follows no symlink, and its name.
+    fn real_node(&self, table: &Table, r: place::Real<'_>) -> Result<RealView> {
+        let root = self.root(table, r.root)?;
+        let rel = r.real.strip_prefix(r.root).map_err(|_| Error::NotFound)?;
+        let (anchor, name) = match (rel.parent(), rel.file_name()) {
+            (_, None) => match &root.file {
+                None => (root.fd.clone(), None),
+                Some(file) => (root.fd.clone(), Some(file.clone())),
+            },
+            (Some(parent), Some(name)) if root.file.is_none() => {
+                let dir = if parent.as_os_str().is_empty() {
+                    root.fd.clone()
+                } else {
+                    let flags = libc::O_PATH | libc::O_DIRECTORY;
+                    Arc::new(beneath::open_beneath(root.fd.as_fd(), parent, flags).map_err(walked)?)
+                };
+                (dir, Some(name.to_owned()))
+            }
+            _ => return Err(Error::NotADirectory),
+        };
+        let path = match &name {
+            Some(n) => beneath::fd_path(&*anchor).join(n),
+            None => beneath::fd_path(&*anchor).join("."),
+        };
+        Ok(RealView {
+            path,
+            anchor,
+            name,
+            root: r.root.to_path_buf(),
+            root_real: root.real.clone(),
+            tree: match r.via {
+                Some(e) => Tree::Entry(e.path.to_string()),
+                None => Tree::Base,
+            },
+            read_only: r.read_only,
+            entry: r.entry().cloned(),
+            declared: r.declared.map(names).unwrap_or_default(),
+            tree_root: r.tree_root,
+            counters: r.via.and_then(|e| table.counters(e)).cloned(),
+            real: r.real,
+        })
     }
 
     /// The number of inodes the kernel holds (for status and leak tests).
@@ -339,7 +519,7 @@ impl Overlay {
                 declared: names(dir),
                 standin,
             },
-            Place::Real(r) => View::Real(real_node(table, r)),
+            Place::Real(r) => View::Real(Box::new(self.real_node(table, r)?)),
             Place::BeneathLink { .. } | Place::Absent => return Err(Error::NotFound),
         })
     }
@@ -360,12 +540,36 @@ impl Overlay {
         m.map_err(Error::Os)
     }
 
-    fn key_for<'a>(meta: &Metadata, r: &'a RealView) -> Key<'a> {
+    /// Opens what `r`'s name holds with `flags`, if it is still the object `ino` stands for:
+    /// ESTALE when the name now holds another object (replaced, or swapped for a symlink,
+    /// behind the mount), which makes the kernel look the name up again, as a native open
+    /// would have found it. The descriptor is then exactly the inode the kernel checked
+    /// permissions on.
+    fn open_verified(&self, ino: u64, r: &RealView, flags: i32) -> Result<File> {
+        let flags = if r.tree_root {
+            flags
+        } else {
+            flags | libc::O_NOFOLLOW
+        };
+        let file = sys::open(&r.path, flags, 0).map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => stale(),
+            _ => Error::Os(e),
+        })?;
+        if ino != ROOT_INO {
+            let meta = file.metadata()?;
+            if !self.inodes.read().holds(ino, Self::key_for(&meta, &r.tree)) {
+                return Err(stale());
+            }
+        }
+        Ok(file)
+    }
+
+    fn key_for<'a>(meta: &Metadata, tree: &'a Tree) -> Key<'a> {
         if meta.is_dir() {
             Key::RealDir {
                 dev: meta.dev(),
                 ino: meta.ino(),
-                tree: match &r.tree {
+                tree: match tree {
                     Tree::Base => None,
                     Tree::Entry(path) => Some(path),
                 },
@@ -396,8 +600,18 @@ impl Overlay {
                 }
                 Ok(a)
             }
+            View::Real(_) if self.held.lock().get(ino).is_some() => {
+                let fd = self.held.lock().get(ino).ok_or(Error::NotFound)?;
+                Ok(real_attr(ino, &std::fs::metadata(beneath::fd_path(&*fd))?))
+            }
             View::Real(r) => {
                 let meta = self.stat_real(r)?;
+                // The name may hold another object than `ino` now (replaced behind the mount):
+                // its attributes are not `ino`'s, and ESTALE makes the kernel look again.
+                if ino != ROOT_INO && !self.inodes.read().holds(ino, Self::key_for(&meta, &r.tree))
+                {
+                    return Err(stale());
+                }
                 Ok(real_attr(ino, &meta))
             }
         }
@@ -471,11 +685,15 @@ struct Local;
 
 impl Host for Local {
     fn probe(&self, path: &Path, follow: bool) -> Option<Found> {
-        let m = if follow {
-            sys::at_path(path, |p| std::fs::metadata(p))
-        } else {
-            sys::at_path(path, |p| std::fs::symlink_metadata(p))
-        };
+        // What is there, whoever asks: a probe only looks, and a caller may not be able to
+        // search the directories above a tree's root.
+        let m = crate::creds::as_daemon(|| {
+            if follow {
+                sys::at_path(path, |p| std::fs::metadata(p))
+            } else {
+                sys::at_path(path, |p| std::fs::symlink_metadata(p))
+            }
+        });
         m.ok()
             .map(|m| if m.is_dir() { Found::Dir } else { Found::Other })
     }
@@ -492,21 +710,247 @@ fn names(dir: Dir<'_>) -> Vec<OsString> {
         .collect()
 }
 
-/// What the overlay keeps of a real place for the rest of a request (and for open directories).
-fn real_node(table: &Table, r: place::Real<'_>) -> RealView {
-    RealView {
-        root: r.root.to_path_buf(),
-        tree: match r.via {
-            Some(e) => Tree::Entry(e.path.to_string()),
-            None => Tree::Base,
-        },
-        read_only: r.read_only,
-        entry: r.entry().cloned(),
-        declared: r.declared.map(names).unwrap_or_default(),
-        tree_root: r.tree_root,
-        counters: r.via.and_then(|e| table.counters(e)).cloned(),
-        path: r.real,
+/// Descriptors of the regular files the kernel holds inodes for, opened (`O_PATH`) when they
+/// were looked up: an inode is then that very file for as long as the kernel holds it, as a
+/// native dentry is, even after its name is replaced or removed behind the mount. At most
+/// `budget` are held, the oldest dropped first; a file without one is reached by its name and
+/// checked against its identity (ESTALE when the name holds another file now).
+#[derive(Debug)]
+struct Held {
+    fds: HashMap<u64, Arc<OwnedFd>>,
+    order: std::collections::VecDeque<u64>,
+    budget: usize,
+}
+
+impl Held {
+    fn new(budget: usize) -> Held {
+        Held {
+            fds: HashMap::new(),
+            order: std::collections::VecDeque::new(),
+            budget,
+        }
     }
+
+    fn get(&self, ino: u64) -> Option<Arc<OwnedFd>> {
+        self.fds.get(&ino).cloned()
+    }
+
+    fn hold(&mut self, ino: u64, fd: OwnedFd) {
+        if self.budget == 0 {
+            return;
+        }
+        while self.fds.len() >= self.budget {
+            match self.order.pop_front() {
+                Some(old) => {
+                    self.fds.remove(&old);
+                }
+                None => break,
+            }
+        }
+        if self.fds.insert(ino, Arc::new(fd)).is_none() {
+            self.order.push_back(ino);
+        }
+    }
+
+    fn drop_ino(&mut self, ino: u64) {
+        if self.fds.remove(&ino).is_some() {
+            // `order` keeps the number until it reaches the front; compact when it is mostly
+            // numbers no longer held.
+            if self.order.len() > 2 * self.fds.len() + 64 {
+                let fds = &self.fds;
+                self.order.retain(|i| fds.contains_key(i));
+            }
+        }
+    }
+}
+
+/// Open files and directories, counted per user, so that no user can take the daemon's
+/// descriptors from everyone else: past `per_user` open handles a user gets EMFILE, and past
+/// `total` everyone but root does. With the inodes' budget (a quarter of the descriptor limit),
+/// a quarter stays in reserve for the daemon's own work: walks, listings, the control socket.
+#[derive(Debug)]
+struct Quota {
+    per_user: usize,
+    total: usize,
+    open: parking_lot::Mutex<(usize, HashMap<u32, usize>)>,
+    /// Bytes of directory listings each user's open directories hold.
+    listed: parking_lot::Mutex<HashMap<u32, usize>>,
+}
+
+/// How many bytes of listings one user's open directories may hold (about 600,000 names).
+const LISTING_BYTES_PER_USER: usize = 64 << 20;
+
+/// The memory a listing takes, as charged to its owner.
+fn listing_bytes(l: &[DirEntry]) -> usize {
+    l.iter()
+        .map(|e| std::mem::size_of::<DirEntry>() + e.name.capacity())
+        .sum()
+}
+
+impl Quota {
+    fn new(limit: u64) -> Quota {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        Quota {
+            total: limit / 2,
+            per_user: (limit / 8).max(64),
+            open: parking_lot::Mutex::new((0, HashMap::new())),
+            listed: parking_lot::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Charges `bytes` of a listing to `uid`, or refuses with ENOMEM past its share.
+    fn charge(&self, uid: Option<u32>, bytes: usize) -> Result<()> {
+        let Some(u) = uid else {
+            return Ok(());
+        };
+        let mut listed = self.listed.lock();
+        let mine = listed.entry(u).or_insert(0);
+        if *mine + bytes > LISTING_BYTES_PER_USER {
+            return Err(Error::Os(std::io::Error::from_raw_os_error(libc::ENOMEM)));
+        }
+        *mine += bytes;
+        Ok(())
+    }
+
+    fn refund(&self, uid: Option<u32>, bytes: usize) {
+        let Some(u) = uid else {
+            return;
+        };
+        let mut listed = self.listed.lock();
+        if let Some(n) = listed.get_mut(&u) {
+            *n = n.saturating_sub(bytes);
+            if *n == 0 {
+                listed.remove(&u);
+            }
+        }
+    }
+
+    /// Counts one more handle for `uid` (`None`: the daemon's own user or root, bound only by
+    /// the total), or refuses with EMFILE.
+    fn take(&self, uid: Option<u32>) -> Result<()> {
+        let mut open = self.open.lock();
+        let over_total = open.0 >= self.total;
+        match uid {
+            Some(u) => {
+                let mine = open.1.get(&u).copied().unwrap_or(0);
+                if over_total || mine >= self.per_user {
+                    return Err(Error::Os(std::io::Error::from_raw_os_error(libc::EMFILE)));
+                }
+                open.1.insert(u, mine + 1);
+            }
+            // Root may go on into half of the reserve, so an administrator can still work.
+            None if open.0 >= self.total + self.total / 8 => {
+                return Err(Error::Os(std::io::Error::from_raw_os_error(libc::EMFILE)));
+            }
+            None => {}
+        }
+        open.0 += 1;
+        Ok(())
+    }
+
+    fn give_back(&self, uid: Option<u32>) {
+        let mut open = self.open.lock();
+        open.0 = open.0.saturating_sub(1);
+        if let Some(u) = uid {
+            if let Some(n) = open.1.get_mut(&u) {
+                *n -= 1;
+                if *n == 0 {
+                    open.1.remove(&u);
+                }
+            }
+        }
+    }
+}
+
+/// A listing shared by the handles open on one directory while it is unchanged (same
+/// modification and change times, same table): a thousand handles on a huge directory cost one
+/// listing, not a thousand.
+#[derive(Debug)]
+struct Shared {
+    stamp: Stamp,
+    listing: std::sync::Weak<Vec<DirEntry>>,
+}
+
+/// What a directory's listing depends on: the table in force and the directory's times.
+type Stamp = (usize, i64, i64, i64, i64);
+
+/// Listings at least this long are shared between handles; shorter ones are read per handle,
+/// so they are always exact to the nanosecond of their opendir.
+const SHARED_LISTING: usize = 1024;
+
+/// How many file descriptors inodes may hold: a quarter of what the process may open, so open
+/// files, listings and the daemon's own work keep the rest.
+fn held_budget() -> usize {
+    usize::try_from(beneath::raise_descriptor_limit() / 4)
+        .unwrap_or(4096)
+        .min(65536)
+}
+
+/// A table's identity, for knowing which table the opened roots belong to.
+fn table_id(table: &Table) -> usize {
+    std::ptr::from_ref(table) as usize
+}
+
+/// The roots opened for the table in force, by the path the table names them by.
+#[derive(Debug, Default)]
+struct Roots {
+    table: usize,
+    map: HashMap<PathBuf, Arc<Root>>,
+}
+
+/// A tree's root, opened by the daemon itself (the administrator declared it), with symlinks in
+/// its path followed once, when the table was installed.
+#[derive(Debug)]
+struct Root {
+    /// The root directory, or a file target's directory.
+    fd: Arc<OwnedFd>,
+    /// A file target's name in `fd`.
+    file: Option<OsString>,
+    /// Where the root really is.
+    real: PathBuf,
+}
+
+impl Root {
+    fn open(path: &Path) -> Result<Root> {
+        crate::creds::as_daemon(|| {
+            // Opened by its path as given, not by a resolved spelling of it: an in-place base is
+            // `/proc/self/fd/N`, whose resolved spelling is this mount's own mountpoint.
+            let fd = beneath::open_root(path)?;
+            let at = beneath::fd_path(&fd);
+            if std::fs::metadata(&at)?.is_dir() {
+                let real = std::fs::read_link(&at)?;
+                return Ok(Root {
+                    fd: Arc::new(fd),
+                    file: None,
+                    real,
+                });
+            }
+            let real = sys::at_path(path, |p| std::fs::canonicalize(p))?;
+            let (Some(dir), Some(name)) = (real.parent(), real.file_name()) else {
+                return Err(Error::NotFound);
+            };
+            Ok(Root {
+                fd: Arc::new(beneath::open_root(dir)?),
+                file: Some(name.to_owned()),
+                real: real.clone(),
+            })
+        })
+    }
+}
+
+/// A walk that met a symlink where a directory was (swapped behind the mount): the kernel's
+/// view of the path is stale, and ESTALE makes it look the path up again, as it then sees it.
+fn walked(e: std::io::Error) -> Error {
+    match e.raw_os_error() {
+        Some(libc::ELOOP | libc::ENOTDIR | libc::EXDEV) => stale(),
+        _ => Error::Os(e),
+    }
+}
+
+/// ESTALE: the kernel's inode no longer is what its name holds; the kernel looks the name up
+/// again (once) and retries, as a native path walk would have found it.
+fn stale() -> Error {
+    Error::Os(std::io::Error::from_raw_os_error(libc::ESTALE))
 }
 
 // Administration: reloads and status (used by the daemon, not by request paths).

@@ -40,7 +40,10 @@ impl Overlay {
         match node {
             View::Real(r) => {
                 let meta = self.stat_real(r)?;
-                let ino = self.intern(Self::key_for(&meta, r), parent, name, count)?;
+                let ino = self.intern(Self::key_for(&meta, &r.tree), parent, name, count)?;
+                if meta.is_file() && self.held.lock().get(ino).is_none() {
+                    self.hold(ino, r, &meta);
+                }
                 Ok(real_attr(ino, &meta))
             }
             View::Link { .. } | View::Synthetic { .. } => {
@@ -51,24 +54,43 @@ impl Overlay {
         }
     }
 
+    /// Keeps a descriptor of the regular file `r` names as the inode `ino`, if it still is the
+    /// file `meta` describes.
+    pub(super) fn hold(&self, ino: u64, r: &RealView, meta: &Metadata) {
+        let flags = libc::O_PATH | if r.tree_root { 0 } else { libc::O_NOFOLLOW };
+        let Ok(f) = sys::open(&r.path, flags, 0) else {
+            return;
+        };
+        if beneath::identity(&f).ok() == Some((meta.dev(), meta.ino())) {
+            self.held.lock().hold(ino, f.into());
+        }
+    }
+
     /// Drops `n` lookups of `ino`; the inode goes at zero.
     pub fn forget(&self, ino: u64, n: u64) {
         // The table shrinks after a big forget: give the memory back, outside the lock, so the
         // daemon's size follows what the kernel holds.
-        let shrunk = self.inodes.write().forget(ino, n);
+        let (shrunk, gone) = {
+            let mut inodes = self.inodes.write();
+            let shrunk = inodes.forget(ino, n);
+            (shrunk, !inodes.contains(ino))
+        };
+        if gone {
+            self.held.lock().drop_ino(ino);
+        }
         if shrunk {
             sys::release_free_memory();
         }
     }
 
     /// The directory a new `name` is made in, as the decision layer places it.
-    fn new_name(&self, parent: u64, name: &OsStr) -> Result<(Vec<OsString>, RealView, PathBuf)> {
+    fn new_name(&self, parent: u64, name: &OsStr) -> Result<(Vec<OsString>, RealView, AtPath)> {
         let comps = self.components(parent)?;
         let table = self.table.snapshot();
         match place::creation(&table, &Local, &comps, name.as_bytes())? {
             Creation::In(r) => {
-                let dir = real_node(&table, r);
-                let path = dir.path.join(name);
+                let dir = self.real_node(&table, r)?;
+                let path = dir.dir()?.join(name);
                 Ok((comps, dir, path))
             }
             Creation::Declared => Err(Error::Exists),
@@ -77,7 +99,8 @@ impl Overlay {
 
     /// Gives a new object to the caller when the overlay runs as root for other users.
     pub(super) fn own(&self, path: &Path, dir: &RealView, caller: Caller) -> Result<()> {
-        if !self.privileged || caller.uid == 0 {
+        // A daemon that acts as its callers made the object theirs already.
+        if !self.privileged || caller.uid == 0 || crate::creds::switching() {
             return Ok(());
         }
         let setgid_dir = sys::at_path(&dir.path, |p| std::fs::metadata(p))
@@ -142,7 +165,7 @@ impl Overlay {
         let comps = self.components(parent)?;
         let table = self.table.snapshot();
         let dir = place::removal(&table, &Local, &comps, name.as_bytes(), what)?;
-        Ok(real_node(&table, dir))
+        self.real_node(&table, dir)
     }
 
     /// Drops the alias (parent, name) from whatever inode holds it.
@@ -161,7 +184,7 @@ impl Overlay {
     /// DeclaredEntry for a declared entry; the OS error otherwise.
     pub fn unlink(&self, parent: u64, name: &OsStr) -> Result<()> {
         let dir = self.parent_for_removal(parent, name, "delete")?;
-        sys::unlink(&dir.path.join(name))?;
+        sys::unlink(&dir.dir()?.join(name))?;
         self.drop_alias(parent, name);
         Ok(())
     }
@@ -172,7 +195,7 @@ impl Overlay {
     /// DeclaredEntry for a declared entry; the OS error otherwise.
     pub fn rmdir(&self, parent: u64, name: &OsStr) -> Result<()> {
         let dir = self.parent_for_removal(parent, name, "remove")?;
-        sys::rmdir(&dir.path.join(name))?;
+        sys::rmdir(&dir.dir()?.join(name))?;
         self.drop_alias(parent, name);
         Ok(())
     }
@@ -209,9 +232,10 @@ impl Overlay {
         )?;
         match plan {
             RenamePlan::Within { from, to } => {
-                let (from, to) = (from.real.join(name), to.real.join(newname));
+                let (from, to) = (self.real_node(&table, from)?, self.real_node(&table, to)?);
                 drop(table);
-                sys::rename(&from, &to, flags)?;
+                let (from, to) = (from.dir()?, to.dir()?);
+                sys::rename(&from.join(name), &to.join(newname), flags)?;
                 if flags & libc::RENAME_EXCHANGE != 0 {
                     self.inodes
                         .write()
@@ -221,9 +245,11 @@ impl Overlay {
                 }
             }
             RenamePlan::ReplaceTarget { from, entry } => {
-                let (src, target) = (from.real.join(name), entry.target.clone());
+                let target = entry.target.clone();
+                let from = self.real_node(&table, from)?;
                 drop(table);
-                replace_target(&src, &target)?;
+                let from = from.dir()?;
+                replace_target(&from.join(name), &target)?;
                 self.move_alias(parent, name, newparent, newname);
             }
         }
@@ -239,40 +265,67 @@ impl Overlay {
         let table = self.table.snapshot();
         let src = place::classify(&table, &Local, &comps);
         let (src, dir) = place::hard_link(&table, &Local, &src, &dir_comps, newname.as_bytes())?;
-        let (from, to) = (src.real.clone(), dir.real.join(newname));
+        let (src, dir) = (
+            self.real_node(&table, src.clone())?,
+            self.real_node(&table, dir)?,
+        );
         drop(table);
-        sys::link(&from, &to)?;
+        sys::link(&src.path, &dir.dir()?.join(newname))?;
         self.created(newparent, newname, &dir_comps)
     }
 }
 
 /// An editor's atomic save onto a transparent file entry: `src` replaces `target`. Across
-/// filesystems it copies beside the target first, so the replacement stays atomic there.
+/// filesystems it copies beside the target first, so the replacement stays atomic there: into a
+/// new file of a name nobody can have planted anything at (`O_CREAT | O_EXCL` never follows a
+/// link, and a taken name is skipped), made with the caller's credentials like the rest of the
+/// request.
 fn replace_target(src: &Path, target: &Path) -> Result<()> {
     match sys::rename(src, target, 0) {
-        Ok(()) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
-            let dir = target.parent().ok_or(Error::CrossDevice)?;
-            let tmp = dir.join(format!(
-                ".{}.redirfs-save-{}",
-                target
-                    .file_name()
-                    .map(|n| n.to_string_lossy())
-                    .unwrap_or_default(),
-                std::process::id()
-            ));
-            let result = (|| -> std::io::Result<()> {
-                sys::at_path(src, |p| std::fs::copy(p, &tmp))?;
-                let f = File::open(&tmp)?;
-                f.sync_all()?;
-                sys::rename(&tmp, target, 0)?;
-                sys::unlink(src)
-            })();
-            if result.is_err() {
-                let _ = std::fs::remove_file(&tmp);
-            }
-            result.map_err(Error::Os)
-        }
-        Err(e) => Err(Error::Os(e)),
+        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {}
+        other => return other.map_err(Error::Os),
     }
+    let dir = target.parent().ok_or(Error::CrossDevice)?;
+    let stem = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut from = sys::open(src, libc::O_RDONLY | libc::O_NOFOLLOW, 0)?;
+    let mode = from.metadata()?.mode() & 0o7777;
+    let (tmp, mut to) = (0..16)
+        .find_map(|_| {
+            let tmp = dir.join(format!(".{stem}.redirfs-save-{:016x}", unguessable()));
+            let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
+            match sys::open(&tmp, flags, mode) {
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => None,
+                r => Some(r.map(|f| (tmp, f))),
+            }
+        })
+        .unwrap_or_else(|| Err(std::io::Error::from_raw_os_error(libc::EEXIST)))?;
+    let result = (|| -> std::io::Result<()> {
+        std::io::copy(&mut from, &mut to)?;
+        sys::fchmod(&to, mode)?;
+        to.sync_all()?;
+        sys::rename(&tmp, target, 0)?;
+        sys::unlink(src)
+    })();
+    if result.is_err() {
+        let _ = sys::unlink(&tmp);
+    }
+    result.map_err(Error::Os)
+}
+
+/// 64 bits no other process can predict: the standard library's per-process random hash keys,
+/// over the time and a counter.
+fn unguessable() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
 }

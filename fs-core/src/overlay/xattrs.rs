@@ -25,7 +25,7 @@ impl Overlay {
         if name == TARGET_XATTR {
             let v = match at {
                 XattrAt::View(View::Link { text, .. }) => text.into_os_string().into_vec(),
-                XattrAt::View(View::Real(r)) => r.path.into_os_string().into_vec(),
+                XattrAt::View(View::Real(r)) => r.real.into_os_string().into_vec(),
                 XattrAt::View(View::Synthetic { .. }) | XattrAt::Open(_) => return Err(no_data()),
             };
             return xattr_reply(v, size);
