@@ -27,7 +27,9 @@ use std::os::unix::ffi::OsStrExt;
 use hashbrown::HashTable;
 
 use crate::error::{Error, Result};
-use crate::overlay::ROOT_INO;
+
+/// The root inode's number (the kernel's FUSE_ROOT_ID).
+pub const ROOT_INO: u64 = 1;
 
 /// How many names of one inode (hard links, or a name reached through several directory inodes)
 /// are remembered; the least recently used goes first.

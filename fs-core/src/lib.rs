@@ -19,6 +19,7 @@ pub mod error;
 pub mod explain;
 #[cfg(unix)]
 mod inodes;
+pub mod names;
 #[cfg(unix)]
 pub mod overlay;
 pub mod place;
@@ -31,5 +32,6 @@ pub mod yaml;
 pub use decl::{load_file, Declaration, Entry, LoadError, Mountpoint, OnMissing, Presentation};
 pub use diag::{Diagnostic, Invalid, Severity};
 pub use error::Error;
-pub use table::{NameCase, Resolved, SharedTable, Table};
+pub use names::NameCase;
+pub use table::{Resolved, SharedTable, Table};
 pub use vpath::VPath;

@@ -444,7 +444,7 @@ pub fn rename<'t, C: Name>(
             return Err(Error::ReadOnly);
         }
         if host.probe(
-            &from.real.join(crate::table::component_path(from_name)),
+            &from.real.join(crate::names::component_path(from_name)),
             false,
         ) == Some(Found::Dir)
         {

@@ -2,15 +2,21 @@
 //!
 //! Each function returns the OS error unchanged, so the errno a program sees through the mount is
 //! the one the real filesystem gave.
+//!
+//! Most calls go through rustix (raw system calls on Linux, no libc in between, no allocation
+//! for a path: a `KernelPath` is already a C string). The few rustix does not offer
+//! (truncate(2) by path, copy_file_range(2) with flags, malloc_trim) call libc directly.
 
 #![allow(unsafe_code)]
 
-use std::ffi::{CString, OsStr};
+use std::ffi::{CStr, CString, OsStr};
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+
+use rustix::fs::{AtFlags, Mode, CWD};
 
 /// A path the kernel accepts for `path`: `path` itself when it is shorter than PATH_MAX, else
 /// `/proc/self/fd/N/NAME`, where N is `path`'s parent directory opened by walking `path` in pieces
@@ -25,6 +31,11 @@ struct KernelPath {
 impl KernelPath {
     fn as_ptr(&self) -> *const libc::c_char {
         self.c.as_ptr()
+    }
+
+    /// The C string, which rustix takes as a path without copying it.
+    fn c(&self) -> &CStr {
+        &self.c
     }
 
     fn as_path(&self) -> &Path {
@@ -85,20 +96,11 @@ fn open_dir_walking(dir: &Path) -> io::Result<OwnedFd> {
             .is_some_and(|n| piece.len() + 1 + n.len() < limit);
         if !next_fits {
             let p = nul_free(&piece)?;
-            let at = cur.as_ref().map_or(libc::AT_FDCWD, |f| f.as_raw_fd());
-            // SAFETY: p is a valid C string; `at` is AT_FDCWD or a descriptor we own.
-            let fd = unsafe {
-                libc::openat(
-                    at,
-                    p.as_ptr(),
-                    libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-                )
-            };
-            if fd < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // SAFETY: fd is a freshly opened descriptor that nothing else owns.
-            cur = Some(unsafe { OwnedFd::from_raw_fd(fd) });
+            let at = cur.as_ref().map_or(CWD, |f| f.as_fd());
+            let flags = rustix::fs::OFlags::PATH
+                | rustix::fs::OFlags::DIRECTORY
+                | rustix::fs::OFlags::CLOEXEC;
+            cur = Some(rustix::fs::openat(at, p.as_c_str(), flags, Mode::empty())?);
             piece.clear();
         }
     }
@@ -132,20 +134,17 @@ fn cvt_size(ret: libc::ssize_t) -> io::Result<usize> {
 
 /// Sets the process umask (the overlay applies the caller's umask itself).
 pub fn set_umask(mask: u32) -> u32 {
-    // SAFETY: umask has no memory effects.
-    unsafe { libc::umask(mask as libc::mode_t) as u32 }
+    rustix::process::umask(Mode::from_bits_retain(mask)).bits()
 }
 
 /// The effective user id of this process.
 pub fn geteuid() -> u32 {
-    // SAFETY: geteuid cannot fail and touches no memory.
-    unsafe { libc::geteuid() }
+    rustix::process::geteuid().as_raw()
 }
 
 /// The effective group id of this process.
 pub fn getegid() -> u32 {
-    // SAFETY: getegid cannot fail and touches no memory.
-    unsafe { libc::getegid() }
+    rustix::process::getegid().as_raw()
 }
 
 /// open(2) with `flags` and `mode`; close-on-exec always.
@@ -154,13 +153,14 @@ pub fn getegid() -> u32 {
 /// The OS error.
 pub fn open(path: &Path, flags: i32, mode: u32) -> io::Result<File> {
     let p = cstr(path)?;
-    // SAFETY: p is a valid NUL-terminated string for the duration of the call.
-    let fd = unsafe { libc::open(p.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::c_uint) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd is a freshly opened descriptor that nothing else owns.
-    Ok(unsafe { File::from_raw_fd(fd) })
+    // The caller's flags go to the kernel as given (from_bits_retain keeps any rustix does not
+    // name).
+    let flags = rustix::fs::OFlags::from_bits_retain(flags as u32) | rustix::fs::OFlags::CLOEXEC;
+    Ok(File::from(rustix::fs::open(
+        p.c(),
+        flags,
+        Mode::from_bits_retain(mode),
+    )?))
 }
 
 /// mkdir(2).
@@ -169,8 +169,7 @@ pub fn open(path: &Path, flags: i32, mode: u32) -> io::Result<File> {
 /// The OS error.
 pub fn mkdir(path: &Path, mode: u32) -> io::Result<()> {
     let p = cstr(path)?;
-    // SAFETY: p is a valid C string.
-    cvt(unsafe { libc::mkdir(p.as_ptr(), mode as libc::mode_t) })
+    Ok(rustix::fs::mkdir(p.c(), Mode::from_bits_retain(mode))?)
 }
 
 /// mknod(2).
@@ -179,8 +178,15 @@ pub fn mkdir(path: &Path, mode: u32) -> io::Result<()> {
 /// The OS error.
 pub fn mknod(path: &Path, mode: u32, rdev: u64) -> io::Result<()> {
     let p = cstr(path)?;
-    // SAFETY: p is a valid C string.
-    cvt(unsafe { libc::mknod(p.as_ptr(), mode as libc::mode_t, rdev as libc::dev_t) })
+    // The kernel gets `mode`'s type and permission bits as given. No type bits mean a regular
+    // file to mknod(2); rustix would send an unknown type as S_IFMT, so that case is spelled out.
+    let kind = if mode & libc::S_IFMT == 0 {
+        rustix::fs::FileType::RegularFile
+    } else {
+        rustix::fs::FileType::from_raw_mode(mode)
+    };
+    let perm = Mode::from_bits_retain(mode & !libc::S_IFMT);
+    Ok(rustix::fs::mknodat(CWD, p.c(), kind, perm, rdev)?)
 }
 
 /// symlink(2): creates `link` holding `text`.
@@ -191,8 +197,7 @@ pub fn symlink(text: &OsStr, link: &Path) -> io::Result<()> {
     let t =
         CString::new(text.as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     let l = cstr(link)?;
-    // SAFETY: both are valid C strings.
-    cvt(unsafe { libc::symlink(t.as_ptr(), l.as_ptr()) })
+    Ok(rustix::fs::symlink(t.as_c_str(), l.c())?)
 }
 
 /// link(2), never following a symlink source.
@@ -202,8 +207,13 @@ pub fn symlink(text: &OsStr, link: &Path) -> io::Result<()> {
 pub fn link(old: &Path, new: &Path) -> io::Result<()> {
     let o = cstr(old)?;
     let n = cstr(new)?;
-    // SAFETY: both are valid C strings.
-    cvt(unsafe { libc::linkat(libc::AT_FDCWD, o.as_ptr(), libc::AT_FDCWD, n.as_ptr(), 0) })
+    Ok(rustix::fs::linkat(
+        CWD,
+        o.c(),
+        CWD,
+        n.c(),
+        AtFlags::empty(),
+    )?)
 }
 
 /// unlink(2).
@@ -212,8 +222,7 @@ pub fn link(old: &Path, new: &Path) -> io::Result<()> {
 /// The OS error.
 pub fn unlink(path: &Path) -> io::Result<()> {
     let p = cstr(path)?;
-    // SAFETY: p is a valid C string.
-    cvt(unsafe { libc::unlink(p.as_ptr()) })
+    Ok(rustix::fs::unlink(p.c())?)
 }
 
 /// rmdir(2).
@@ -222,8 +231,7 @@ pub fn unlink(path: &Path) -> io::Result<()> {
 /// The OS error.
 pub fn rmdir(path: &Path) -> io::Result<()> {
     let p = cstr(path)?;
-    // SAFETY: p is a valid C string.
-    cvt(unsafe { libc::rmdir(p.as_ptr()) })
+    Ok(rustix::fs::rmdir(p.c())?)
 }
 
 /// renameat2(2) with `flags` (RENAME_NOREPLACE, RENAME_EXCHANGE).
@@ -233,16 +241,8 @@ pub fn rmdir(path: &Path) -> io::Result<()> {
 pub fn rename(old: &Path, new: &Path, flags: u32) -> io::Result<()> {
     let o = cstr(old)?;
     let n = cstr(new)?;
-    // SAFETY: both are valid C strings; renameat2 reads them only.
-    cvt(unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            o.as_ptr(),
-            libc::AT_FDCWD,
-            n.as_ptr(),
-            flags,
-        )
-    })
+    let flags = rustix::fs::RenameFlags::from_bits_retain(flags);
+    Ok(rustix::fs::renameat_with(CWD, o.c(), CWD, n.c(), flags)?)
 }
 
 /// chmod(2) (follows symlinks, as chmod does; symlinks have no mode of their own on Linux).
@@ -251,8 +251,7 @@ pub fn rename(old: &Path, new: &Path, flags: u32) -> io::Result<()> {
 /// The OS error.
 pub fn chmod(path: &Path, mode: u32) -> io::Result<()> {
     let p = cstr(path)?;
-    // SAFETY: p is a valid C string.
-    cvt(unsafe { libc::chmod(p.as_ptr(), mode as libc::mode_t) })
+    Ok(rustix::fs::chmod(p.c(), Mode::from_bits_retain(mode))?)
 }
 
 /// fchmod(2).
@@ -260,8 +259,7 @@ pub fn chmod(path: &Path, mode: u32) -> io::Result<()> {
 /// # Errors
 /// The OS error.
 pub fn fchmod(file: &File, mode: u32) -> io::Result<()> {
-    // SAFETY: the descriptor is valid while `file` is borrowed.
-    cvt(unsafe { libc::fchmod(file.as_raw_fd(), mode as libc::mode_t) })
+    Ok(rustix::fs::fchmod(file, Mode::from_bits_retain(mode))?)
 }
 
 /// lchown(2); `None` leaves that id unchanged.
@@ -270,10 +268,14 @@ pub fn fchmod(file: &File, mode: u32) -> io::Result<()> {
 /// The OS error.
 pub fn lchown(path: &Path, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
     let p = cstr(path)?;
-    let u = uid.unwrap_or(u32::MAX);
-    let g = gid.unwrap_or(u32::MAX);
-    // SAFETY: p is a valid C string; -1 (u32::MAX) means "unchanged".
-    cvt(unsafe { libc::lchown(p.as_ptr(), u, g) })
+    let (u, g) = ids(uid, gid);
+    Ok(rustix::fs::chownat(
+        CWD,
+        p.c(),
+        u,
+        g,
+        AtFlags::SYMLINK_NOFOLLOW,
+    )?)
 }
 
 /// fchown(2); `None` leaves that id unchanged.
@@ -281,14 +283,18 @@ pub fn lchown(path: &Path, uid: Option<u32>, gid: Option<u32>) -> io::Result<()>
 /// # Errors
 /// The OS error.
 pub fn fchown(file: &File, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
-    // SAFETY: the descriptor is valid while `file` is borrowed.
-    cvt(unsafe {
-        libc::fchown(
-            file.as_raw_fd(),
-            uid.unwrap_or(u32::MAX),
-            gid.unwrap_or(u32::MAX),
-        )
-    })
+    let (u, g) = ids(uid, gid);
+    Ok(rustix::fs::fchown(file, u, g)?)
+}
+
+/// chown's ids: `None` (and -1, which the kernel reads the same way) leaves one unchanged.
+fn ids(uid: Option<u32>, gid: Option<u32>) -> (Option<rustix::fs::Uid>, Option<rustix::fs::Gid>) {
+    (
+        uid.filter(|&u| u != u32::MAX)
+            .map(rustix::fs::Uid::from_raw),
+        gid.filter(|&g| g != u32::MAX)
+            .map(rustix::fs::Gid::from_raw),
+    )
 }
 
 /// truncate(2).
@@ -312,20 +318,27 @@ pub enum SetTime {
     At(i64, i64),
 }
 
-fn timespec(t: SetTime) -> libc::timespec {
+fn timespec(t: SetTime) -> rustix::fs::Timespec {
     match t {
-        SetTime::Omit => libc::timespec {
+        SetTime::Omit => rustix::fs::Timespec {
             tv_sec: 0,
-            tv_nsec: libc::UTIME_OMIT,
+            tv_nsec: rustix::fs::UTIME_OMIT,
         },
-        SetTime::Now => libc::timespec {
+        SetTime::Now => rustix::fs::Timespec {
             tv_sec: 0,
-            tv_nsec: libc::UTIME_NOW,
+            tv_nsec: rustix::fs::UTIME_NOW,
         },
-        SetTime::At(s, ns) => libc::timespec {
-            tv_sec: s as libc::time_t,
+        SetTime::At(s, ns) => rustix::fs::Timespec {
+            tv_sec: s,
             tv_nsec: ns as _,
         },
+    }
+}
+
+fn timestamps(atime: SetTime, mtime: SetTime) -> rustix::fs::Timestamps {
+    rustix::fs::Timestamps {
+        last_access: timespec(atime),
+        last_modification: timespec(mtime),
     }
 }
 
@@ -335,16 +348,13 @@ fn timespec(t: SetTime) -> libc::timespec {
 /// The OS error.
 pub fn utimens(path: &Path, atime: SetTime, mtime: SetTime) -> io::Result<()> {
     let p = cstr(path)?;
-    let times = [timespec(atime), timespec(mtime)];
-    // SAFETY: p is a valid C string and `times` has the two entries utimensat reads.
-    cvt(unsafe {
-        libc::utimensat(
-            libc::AT_FDCWD,
-            p.as_ptr(),
-            times.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    })
+    let times = timestamps(atime, mtime);
+    Ok(rustix::fs::utimensat(
+        CWD,
+        p.c(),
+        &times,
+        AtFlags::SYMLINK_NOFOLLOW,
+    )?)
 }
 
 /// futimens(2).
@@ -352,9 +362,7 @@ pub fn utimens(path: &Path, atime: SetTime, mtime: SetTime) -> io::Result<()> {
 /// # Errors
 /// The OS error.
 pub fn futimens(file: &File, atime: SetTime, mtime: SetTime) -> io::Result<()> {
-    let times = [timespec(atime), timespec(mtime)];
-    // SAFETY: the descriptor is valid while borrowed; `times` has two entries.
-    cvt(unsafe { libc::futimens(file.as_raw_fd(), times.as_ptr()) })
+    Ok(rustix::fs::futimens(file, &timestamps(atime, mtime))?)
 }
 
 /// File system statistics.
@@ -384,11 +392,7 @@ pub struct StatFs {
 /// The OS error.
 pub fn statvfs(path: &Path) -> io::Result<StatFs> {
     let p = cstr(path)?;
-    let mut s = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
-    // SAFETY: p is a valid C string; s points to writable memory of the right type.
-    cvt(unsafe { libc::statvfs(p.as_ptr(), s.as_mut_ptr()) })?;
-    // SAFETY: statvfs succeeded, so it initialized s.
-    let s = unsafe { s.assume_init() };
+    let s = rustix::fs::statvfs(p.c())?;
     Ok(StatFs {
         blocks: s.f_blocks,
         bfree: s.f_bfree,
@@ -407,8 +411,8 @@ pub fn statvfs(path: &Path) -> io::Result<StatFs> {
 /// The OS error.
 pub fn access(path: &Path, mask: i32) -> io::Result<()> {
     let p = cstr(path)?;
-    // SAFETY: p is a valid C string.
-    cvt(unsafe { libc::faccessat(libc::AT_FDCWD, p.as_ptr(), mask, libc::AT_EACCESS) })
+    let mask = rustix::fs::Access::from_bits_retain(mask as _);
+    Ok(rustix::fs::accessat(CWD, p.c(), mask, AtFlags::EACCESS)?)
 }
 
 fn xname(name: &OsStr) -> io::Result<CString> {
@@ -422,23 +426,25 @@ fn xname(name: &OsStr) -> io::Result<CString> {
 pub fn getxattr(path: &Path, name: &OsStr, size: usize) -> io::Result<Vec<u8>> {
     let p = cstr(path)?;
     let n = xname(name)?;
-    // SAFETY: `sized` passes a buffer with `len` writable bytes; p and n are valid C strings.
-    sized(size, |buf, len| unsafe {
-        libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf, len)
-    })
+    sized(
+        size,
+        || rustix::fs::lgetxattr_query(p.c(), n.as_c_str()),
+        |buf| rustix::fs::lgetxattr(p.c(), n.as_c_str(), buf),
+    )
 }
 
-/// An xattr call that fills a buffer of `size` bytes, given to `call` with its length: what it
-/// wrote, or for `size` 0 (a question about the size) that many zero bytes.
+/// An xattr call with a buffer of `size` bytes: what `fill` wrote, or for `size` 0 (a question
+/// about the size, which rustix asks through a separate `_query` call) that many zero bytes.
 fn sized(
     size: usize,
-    call: impl FnOnce(*mut libc::c_void, usize) -> libc::ssize_t,
+    query: impl FnOnce() -> rustix::io::Result<usize>,
+    fill: impl FnOnce(&mut [u8]) -> rustix::io::Result<usize>,
 ) -> io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; size];
-    let r = cvt_size(call(buf.as_mut_ptr().cast(), size))?;
     if size == 0 {
-        return Ok(vec![0u8; r]);
+        return Ok(vec![0u8; query()?]);
     }
+    let mut buf = vec![0u8; size];
+    let r = fill(&mut buf)?;
     buf.truncate(r);
     Ok(buf)
 }
@@ -449,10 +455,11 @@ fn sized(
 /// The OS error.
 pub fn listxattr(path: &Path, size: usize) -> io::Result<Vec<u8>> {
     let p = cstr(path)?;
-    // SAFETY: `sized` passes a buffer with `len` writable bytes; p is a valid C string.
-    sized(size, |buf, len| unsafe {
-        libc::llistxattr(p.as_ptr(), buf.cast(), len)
-    })
+    sized(
+        size,
+        || rustix::fs::llistxattr_query(p.c()),
+        |buf| rustix::fs::llistxattr(p.c(), buf),
+    )
 }
 
 /// lsetxattr(2).
@@ -462,16 +469,12 @@ pub fn listxattr(path: &Path, size: usize) -> io::Result<Vec<u8>> {
 pub fn setxattr(path: &Path, name: &OsStr, value: &[u8], flags: i32) -> io::Result<()> {
     let p = cstr(path)?;
     let n = xname(name)?;
-    // SAFETY: value is readable for its length; p and n are valid C strings.
-    cvt(unsafe {
-        libc::lsetxattr(
-            p.as_ptr(),
-            n.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            flags,
-        )
-    })
+    Ok(rustix::fs::lsetxattr(
+        p.c(),
+        n.as_c_str(),
+        value,
+        xattr_flags(flags),
+    )?)
 }
 
 /// lremovexattr(2).
@@ -481,8 +484,7 @@ pub fn setxattr(path: &Path, name: &OsStr, value: &[u8], flags: i32) -> io::Resu
 pub fn removexattr(path: &Path, name: &OsStr) -> io::Result<()> {
     let p = cstr(path)?;
     let n = xname(name)?;
-    // SAFETY: p and n are valid C strings.
-    cvt(unsafe { libc::lremovexattr(p.as_ptr(), n.as_ptr()) })
+    Ok(rustix::fs::lremovexattr(p.c(), n.as_c_str())?)
 }
 
 /// fgetxattr(2) into a buffer of `size` bytes (0 asks for the size).
@@ -491,11 +493,11 @@ pub fn removexattr(path: &Path, name: &OsStr) -> io::Result<()> {
 /// The OS error.
 pub fn fgetxattr(file: &File, name: &OsStr, size: usize) -> io::Result<Vec<u8>> {
     let n = xname(name)?;
-    // SAFETY: `sized` passes a buffer with `len` writable bytes; n is a valid C string; the
-    // descriptor is valid while `file` is borrowed.
-    sized(size, |buf, len| unsafe {
-        libc::fgetxattr(file.as_raw_fd(), n.as_ptr(), buf, len)
-    })
+    sized(
+        size,
+        || rustix::fs::fgetxattr_query(file, n.as_c_str()),
+        |buf| rustix::fs::fgetxattr(file, n.as_c_str(), buf),
+    )
 }
 
 /// flistxattr(2) into a buffer of `size` bytes (0 asks for the size).
@@ -503,11 +505,11 @@ pub fn fgetxattr(file: &File, name: &OsStr, size: usize) -> io::Result<Vec<u8>> 
 /// # Errors
 /// The OS error.
 pub fn flistxattr(file: &File, size: usize) -> io::Result<Vec<u8>> {
-    // SAFETY: `sized` passes a buffer with `len` writable bytes; the descriptor is valid while
-    // borrowed.
-    sized(size, |buf, len| unsafe {
-        libc::flistxattr(file.as_raw_fd(), buf.cast(), len)
-    })
+    sized(
+        size,
+        || rustix::fs::flistxattr_query(file),
+        |buf| rustix::fs::flistxattr(file, buf),
+    )
 }
 
 /// fsetxattr(2).
@@ -516,17 +518,18 @@ pub fn flistxattr(file: &File, size: usize) -> io::Result<Vec<u8>> {
 /// The OS error.
 pub fn fsetxattr(file: &File, name: &OsStr, value: &[u8], flags: i32) -> io::Result<()> {
     let n = xname(name)?;
-    // SAFETY: value is readable for its length; n is a valid C string; the descriptor is valid
-    // while borrowed.
-    cvt(unsafe {
-        libc::fsetxattr(
-            file.as_raw_fd(),
-            n.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            flags,
-        )
-    })
+    Ok(rustix::fs::fsetxattr(
+        file,
+        n.as_c_str(),
+        value,
+        xattr_flags(flags),
+    )?)
+}
+
+/// setxattr's flags (XATTR_CREATE, XATTR_REPLACE) as given, unknown bits included: the kernel
+/// judges them.
+fn xattr_flags(flags: i32) -> rustix::fs::XattrFlags {
+    rustix::fs::XattrFlags::from_bits_retain(flags as _)
 }
 
 /// fremovexattr(2).
@@ -535,8 +538,7 @@ pub fn fsetxattr(file: &File, name: &OsStr, value: &[u8], flags: i32) -> io::Res
 /// The OS error.
 pub fn fremovexattr(file: &File, name: &OsStr) -> io::Result<()> {
     let n = xname(name)?;
-    // SAFETY: n is a valid C string; the descriptor is valid while borrowed.
-    cvt(unsafe { libc::fremovexattr(file.as_raw_fd(), n.as_ptr()) })
+    Ok(rustix::fs::fremovexattr(file, n.as_c_str())?)
 }
 
 /// Whether process `pid` has `gid` among its supplementary groups (from /proc/PID/status);
@@ -560,15 +562,8 @@ pub fn process_in_group(pid: u32, gid: u32) -> bool {
 /// # Errors
 /// The OS error.
 pub fn fallocate(file: &File, mode: i32, offset: u64, len: u64) -> io::Result<()> {
-    // SAFETY: the descriptor is valid while borrowed.
-    cvt(unsafe {
-        libc::fallocate(
-            file.as_raw_fd(),
-            mode,
-            offset as libc::off_t,
-            len as libc::off_t,
-        )
-    })
+    let mode = rustix::fs::FallocateFlags::from_bits_retain(mode as _);
+    Ok(rustix::fs::fallocate(file, mode, offset, len)?)
 }
 
 /// lseek(2), for SEEK_DATA and SEEK_HOLE among others.
@@ -576,13 +571,18 @@ pub fn fallocate(file: &File, mode: i32, offset: u64, len: u64) -> io::Result<()
 /// # Errors
 /// The OS error.
 pub fn lseek(file: &File, offset: i64, whence: i32) -> io::Result<i64> {
-    // SAFETY: the descriptor is valid while borrowed.
-    let r = unsafe { libc::lseek(file.as_raw_fd(), offset as libc::off_t, whence) };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r as i64)
-    }
+    use rustix::fs::SeekFrom;
+    // A negative offset reaches the kernel unchanged (the cast keeps its bits), which refuses it
+    // as lseek(2) would.
+    let pos = match whence {
+        libc::SEEK_SET => SeekFrom::Start(offset as u64),
+        libc::SEEK_CUR => SeekFrom::Current(offset),
+        libc::SEEK_END => SeekFrom::End(offset),
+        libc::SEEK_DATA => SeekFrom::Data(offset as u64),
+        libc::SEEK_HOLE => SeekFrom::Hole(offset as u64),
+        _ => return Err(io::Error::from_raw_os_error(libc::EINVAL)),
+    };
+    Ok(rustix::fs::seek(file, pos)? as i64)
 }
 
 /// copy_file_range(2) between two descriptors at explicit offsets.
@@ -630,43 +630,35 @@ pub fn fsync(file: &File, datasync: bool) -> io::Result<()> {
 /// The OS error.
 pub fn umount(path: &Path, lazy: bool) -> io::Result<()> {
     let p = cstr(path)?;
-    let flags = if lazy { libc::MNT_DETACH } else { 0 };
-    // SAFETY: p is a valid C string.
-    cvt(unsafe { libc::umount2(p.as_ptr(), flags) })
+    let flags = if lazy {
+        rustix::mount::UnmountFlags::DETACH
+    } else {
+        rustix::mount::UnmountFlags::empty()
+    };
+    Ok(rustix::mount::unmount(p.c(), flags)?)
 }
 
 /// The uid of the process at the other end of a unix socket (SO_PEERCRED).
 ///
 /// # Errors
 /// The OS error.
-pub fn peer_uid(sock: &impl AsRawFd) -> io::Result<u32> {
-    let mut cred = libc::ucred {
-        pid: 0,
-        uid: 0,
-        gid: 0,
-    };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: cred and len are valid for writes of the sizes given.
-    cvt(unsafe {
-        libc::getsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&mut cred as *mut libc::ucred).cast(),
-            &mut len,
-        )
-    })?;
-    Ok(cred.uid)
+pub fn peer_uid(sock: &impl AsFd) -> io::Result<u32> {
+    Ok(rustix::net::sockopt::socket_peercred(sock)?.uid.as_raw())
 }
 
 /// kill(2): sends `signal` to process `pid`.
 ///
 /// # Errors
-/// The OS error (ESRCH when there is no such process).
+/// The OS error (ESRCH when there is no such process); EINVAL for pid 0 (which would signal
+/// this process group), a pid beyond `pid_t` or a signal Linux does not name.
 pub fn send_signal(pid: u32, signal: i32) -> io::Result<()> {
-    let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: kill touches no memory of ours.
-    cvt(unsafe { libc::kill(pid, signal) })
+    let einval = || io::Error::from_raw_os_error(libc::EINVAL);
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .ok_or_else(einval)?;
+    let signal = rustix::process::Signal::from_named_raw(signal).ok_or_else(einval)?;
+    Ok(rustix::process::kill_process(pid, signal)?)
 }
 
 /// Returns freed heap memory to the system (glibc's malloc_trim); a no-op elsewhere.

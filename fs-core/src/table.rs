@@ -13,6 +13,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::decl::{Declaration, Entry, Mountpoint, Options};
+// Re-exported where they used to live, for the crates that name them through the table.
+pub use crate::names::{component_path, fold_case, NameCase};
 
 /// Index of a rule in [`Table::rules`].
 pub type RuleId = u32;
@@ -30,28 +32,6 @@ struct TNode {
     /// Children by folded name: (name as declared, node).
     children: Children,
     rule: Option<RuleId>,
-}
-
-/// How names compare.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum NameCase {
-    /// Byte for byte (Linux, macOS).
-    #[default]
-    Sensitive,
-    /// Case-insensitive, case-preserving (Windows).
-    Insensitive,
-}
-
-impl NameCase {
-    /// How this platform's mounts compare names: WinFsp's case-insensitively, FUSE's byte for
-    /// byte (on macOS too, whatever the volume beneath does).
-    pub const fn host() -> NameCase {
-        if cfg!(windows) {
-            NameCase::Insensitive
-        } else {
-            NameCase::Sensitive
-        }
-    }
 }
 
 /// Per-entry counters: relaxed atomics, so counting costs a few instructions and no lock.
@@ -382,35 +362,6 @@ impl Table {
     pub fn resolve_vpath(&self, path: &crate::vpath::VPath) -> Resolved<'_> {
         self.resolve(path.components().iter().map(|c| c.as_bytes()))
     }
-}
-
-/// Case folding for case-insensitive names: ASCII fast path, Unicode lower case otherwise.
-pub fn fold_case(name: &[u8]) -> Cow<'_, [u8]> {
-    if name.is_ascii() {
-        if name.iter().any(u8::is_ascii_uppercase) {
-            Cow::Owned(name.to_ascii_lowercase())
-        } else {
-            Cow::Borrowed(name)
-        }
-    } else {
-        match std::str::from_utf8(name) {
-            Ok(s) => Cow::Owned(s.to_lowercase().into_bytes()),
-            Err(_) => Cow::Borrowed(name),
-        }
-    }
-}
-
-/// A name as a path component.
-#[cfg(unix)]
-pub fn component_path(name: &[u8]) -> &Path {
-    use std::os::unix::ffi::OsStrExt;
-    Path::new(std::ffi::OsStr::from_bytes(name))
-}
-
-/// A name as a path component (names reach Windows as UTF-8).
-#[cfg(not(unix))]
-pub fn component_path(name: &[u8]) -> PathBuf {
-    PathBuf::from(String::from_utf8_lossy(name).into_owned())
 }
 
 /// The table in force, swapped whole on reload. Readers take a snapshot and never block.

@@ -5,13 +5,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_redirfs");
 
 fn can_mount() -> bool {
     if !Path::new("/dev/fuse").exists() {
-        eprintln!("skipped: no /dev/fuse");
+        tests::skip::skipped(tests::test_name!(), "no /dev/fuse");
         return false;
     }
     true
@@ -28,12 +28,8 @@ fn mounted_at(p: &Path) -> bool {
         .unwrap_or(false)
 }
 
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+fn wait_for(what: &str, cond: impl FnMut() -> bool) {
+    tests::poll::wait_until(Duration::from_secs(15), what, cond);
 }
 
 /// A sandbox whose mount is run by the real binary, with its own runtime directory; dropping
@@ -352,14 +348,9 @@ fn spawn_foreground(lab: &Lab) -> Child {
 }
 
 fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "the daemon did not exit");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    tests::poll::wait_for(Duration::from_secs(15), "the daemon to exit", || {
+        child.try_wait().expect("wait")
+    })
 }
 
 #[test]
@@ -548,8 +539,7 @@ fn passthrough_io_does_not_go_through_the_daemon() {
         .expect("open");
     let s = lab.status();
     if s["passthrough"] != true {
-        eprintln!("skipped: the kernel did not accept passthrough here");
-        return;
+        tests::skip!("the kernel did not accept passthrough here");
     }
     // Writes: the bytes go from the kernel to the target; the daemon serves none of them.
     f.write_all_at(&data[..1 << 20], 0).expect("write");

@@ -18,7 +18,7 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_redirfs");
 const UID: u32 = 4321;
@@ -63,7 +63,7 @@ fn fusermount3_usable() -> bool {
         Some(_) => return true,
     };
     if std::env::var_os(ALLOW_SKIP).is_some_and(|v| v == "1") {
-        eprintln!("skipped: {problem} ({ALLOW_SKIP}=1)");
+        tests::skip::skipped(tests::test_name!(), &format!("{problem} ({ALLOW_SKIP}=1)"));
         return false;
     }
     panic!("{problem}; set {ALLOW_SKIP}=1 to skip this test instead");
@@ -190,12 +190,8 @@ fn mount_line(p: &Path) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+fn wait_for(what: &str, cond: impl FnMut() -> bool) {
+    tests::poll::wait_until(Duration::from_secs(15), what, cond);
 }
 
 /// Whether process `pid` has exited (gone, or a zombie nobody reaped yet).
@@ -211,15 +207,15 @@ fn exited(pid: u32) -> bool {
 #[test]
 fn users_denied_dev_fuse_are_told_why() {
     if let Some(why) = cannot_act_as_user() {
-        eprintln!("skipped: {why}");
-        return;
+        tests::skip!("{why}");
     }
     let lab = Lab::new();
     let p = &lab.paths;
     let open = p.sh_as_user("test -r /dev/fuse && test -w /dev/fuse");
     if open.status.success() {
-        eprintln!("skipped: /dev/fuse is open to users here (a_user_mounts_through_fusermount3 mounts as one)");
-        return;
+        tests::skip!(
+            "/dev/fuse is open to users here (a_user_mounts_through_fusermount3 mounts as one)"
+        );
     }
     let out = p.redirfs(&["mount", "decl.yaml"]);
     assert!(!out.status.success(), "mounted anyway: {}", text(&out));
@@ -238,8 +234,7 @@ fn users_denied_dev_fuse_are_told_why() {
 #[test]
 fn a_user_mounts_through_fusermount3() {
     if let Some(why) = cannot_act_as_user() {
-        eprintln!("skipped: {why}");
-        return;
+        tests::skip!("{why}");
     }
     if !fusermount3_usable() {
         return;
@@ -269,11 +264,8 @@ fn a_user_mounts_through_fusermount3() {
     let pids = std::fs::read_to_string(p.pids()).unwrap_or_default();
     let mut leftover = Vec::new();
     for pid in pids.lines().filter_map(|l| l.trim().parse::<u32>().ok()) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !exited(pid) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        if !exited(pid) {
+        let gone = tests::poll::try_wait_for(Duration::from_secs(10), || exited(pid).then_some(()));
+        if gone.is_none() {
             let _ = fs_core::sys::send_signal(pid, libc::SIGKILL);
             leftover.push(pid);
         }
@@ -415,8 +407,7 @@ fn status(p: &Paths) -> serde_json::Value {
 #[ignore = "run by a_user_mounts_through_fusermount3 inside a private mount namespace"]
 fn user_lifecycle_in_private_namespace() {
     let Some(root) = std::env::var_os(INNER_LAB) else {
-        eprintln!("skipped: run through a_user_mounts_through_fusermount3");
-        return;
+        tests::skip!("run through a_user_mounts_through_fusermount3");
     };
     let p = &Paths {
         root: PathBuf::from(root),

@@ -8,10 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fs_core::overlay::Overlay;
 use fuse_backend::Tuning;
+
+pub mod poll;
+pub mod skip;
 
 /// Why a test cannot run here, or `None` when it can.
 pub fn skip_reason() -> Option<&'static str> {
@@ -29,8 +32,7 @@ pub fn skip_reason() -> Option<&'static str> {
 macro_rules! require_fuse {
     () => {
         if let Some(why) = $crate::skip_reason() {
-            eprintln!("skipped: {why}");
-            return;
+            $crate::skip!("{why}");
         }
     };
 }
@@ -156,17 +158,12 @@ fn mounted_at(p: &Path) -> bool {
 
 impl Mount {
     fn wait_until_mounted(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !mounted_at(&self.mnt) {
-            assert!(
-                Instant::now() < deadline,
-                "the mount did not appear within 10 s"
-            );
+        poll::wait_until(Duration::from_secs(10), "the mount to appear", || {
             if self.server.as_ref().is_some_and(|s| s.is_finished()) {
                 panic!("the server ended before the mount appeared");
             }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+            mounted_at(&self.mnt)
+        });
     }
 
     /// The mountpoint.
@@ -237,11 +234,11 @@ impl Mount {
             let _ = fuse_backend::unmount(&self.mnt, true);
         }
         if let Some(server) = self.server.take() {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while !server.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            if server.is_finished() {
+            // No panic here: this runs from Drop, perhaps while a failed test unwinds.
+            let stopped = poll::try_wait_for(Duration::from_secs(10), || {
+                server.is_finished().then_some(())
+            });
+            if stopped.is_some() {
                 if let Ok(Err(e)) = server.join() {
                     eprintln!("server ended with {e}");
                 }

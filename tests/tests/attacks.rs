@@ -4,6 +4,9 @@
 //! Races run for a bounded time in a python3 script as that user, which reports what it got;
 //! the test then checks that nothing outside the user's reach was read, changed or created.
 
+// Mounts through the Linux harness (tests/src/lib.rs).
+#![cfg(target_os = "linux")]
+
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -32,8 +35,7 @@ macro_rules! require_attack_env {
     () => {
         require_fuse!();
         if let Some(why) = cannot_run() {
-            eprintln!("SKIPPED: {}: {why}", module_path!());
-            return;
+            tests::skip!("{why}");
         }
     };
 }
@@ -390,8 +392,7 @@ fn the_cross_filesystem_save_ignores_links_planted_beside_the_target() {
     let t = Targets::new(&sb);
     let vol = sb.dir("vol");
     let Some(_tmpfs) = Tmpfs::mount(&vol) else {
-        eprintln!("SKIPPED: cross-filesystem save: cannot mount a tmpfs here");
-        return;
+        tests::skip!("cannot mount a tmpfs here");
     };
     chmod(&vol, 0o1777);
     let conf = vol.join("app.conf");
@@ -442,11 +443,7 @@ impl Drop for Tmpfs {
 
 /// Polls `done` until it holds, failing the test at `limit`.
 fn wait_until(limit: Duration, what: &str, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    tests::poll::wait_until(limit, what, done);
 }
 
 /// Runs `argv` as the user with a deadline; `None` when it is still running at the deadline
@@ -465,24 +462,18 @@ fn bounded(dir: &Path, argv: &[&str], limit: Duration) -> Option<(bool, String)>
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            let out = child.wait_with_output().expect("output");
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            return Some((status.success(), text));
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let Some(status) = tests::poll::try_wait_for(limit, || child.try_wait().expect("wait")) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return None;
+    };
+    let out = child.wait_with_output().expect("output");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some((status.success(), text))
 }
 
 #[test]
@@ -575,8 +566,7 @@ fn a_cwd_in_an_entry_keeps_its_volume_after_a_lazy_unmount() {
     let sb = open_sandbox();
     let vol = sb.dir("vol");
     let Some(tmpfs) = Tmpfs::mount(&vol) else {
-        eprintln!("SKIPPED: lazy unmount: cannot mount a tmpfs here");
-        return;
+        tests::skip!("cannot mount a tmpfs here");
     };
     std::fs::create_dir(vol.join("sub")).expect("mkdir");
     std::fs::write(vol.join("sub/on-volume"), "x").expect("write");

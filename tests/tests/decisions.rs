@@ -4,6 +4,9 @@
 //! whole paths through `winfsp_backend::policy`), against a real layout on disk. Then one mount
 //! shows the Linux side of the four drifts the layer removed, through the kernel.
 
+// Real layouts with Unix symlinks, and a mount through the Linux harness.
+#![cfg(target_os = "linux")]
+
 use std::os::unix::fs::symlink;
 use std::path::Path;
 

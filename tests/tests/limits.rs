@@ -2,6 +2,9 @@
 //! limit, while others, root included, go on working), and so is the memory of the listings a
 //! user's open directories hold (ENOMEM past it).
 
+// Mounts through the Linux harness (tests/src/lib.rs).
+#![cfg(target_os = "linux")]
+
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 
@@ -39,15 +42,13 @@ fn one_user_cannot_take_every_descriptor() {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     if fs_core::sys::geteuid() != 0 || tests::which("setpriv").is_none() {
-        eprintln!("SKIPPED: one_user_cannot_take_every_descriptor: needs root and setpriv");
-        return;
+        tests::skip!("needs root and setpriv");
     }
     let Some(python) = ["/usr/bin/python3", "/usr/local/bin/python3"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
     else {
-        eprintln!("SKIPPED: one_user_cannot_take_every_descriptor: no python3");
-        return;
+        tests::skip!("no python3");
     };
     let sb = Sandbox::new();
     std::fs::set_permissions(sb.root(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
@@ -144,17 +145,13 @@ fn one_user_cannot_grow_the_daemon_with_open_listings() {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     if fs_core::sys::geteuid() != 0 || tests::which("setpriv").is_none() {
-        eprintln!(
-            "SKIPPED: one_user_cannot_grow_the_daemon_with_open_listings: needs root and setpriv"
-        );
-        return;
+        tests::skip!("needs root and setpriv");
     }
     let Some(python) = ["/usr/bin/python3", "/usr/local/bin/python3"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
     else {
-        eprintln!("SKIPPED: one_user_cannot_grow_the_daemon_with_open_listings: no python3");
-        return;
+        tests::skip!("no python3");
     };
     let sb = Sandbox::new();
     std::fs::set_permissions(sb.root(), std::fs::Permissions::from_mode(0o755)).expect("chmod");

@@ -2,6 +2,9 @@
 //! mount, inside the base through the mount, and in a native twin directory beside them; the
 //! results and errnos must be the same in all three.
 
+// Mounts through the Linux harness (tests/src/lib.rs).
+#![cfg(target_os = "linux")]
+
 use std::ffi::{CString, OsStr};
 use std::fmt::Debug;
 use std::fs::{File, OpenOptions};
@@ -1321,14 +1324,11 @@ fn parent_directory_link_count_and_times_follow_changes() {
 
 /// Waits until the daemon has seen every release (the kernel sends them after close returns).
 fn until_all_released(m: &Mount) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while m.overlay().handle_count() != 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "handles still open after 10 s"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    tests::poll::wait_until(
+        std::time::Duration::from_secs(10),
+        "the daemon to see every release",
+        || m.overlay().handle_count() == 0,
+    );
 }
 
 /// With passthrough I/O, a read-only open gave its inode a backing marked read-only; a second

@@ -1,6 +1,9 @@
 //! Permissions through the mount: allow_other only when declared, files created by a user belong
 //! to that user, and nobody reaches through the mount what they could not reach directly.
 
+// Mounts through the Linux harness (tests/src/lib.rs).
+#![cfg(target_os = "linux")]
+
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::Command;
 
@@ -40,8 +43,7 @@ fn open_up(sb: &Sandbox) {
 fn allow_other_gives_new_files_to_their_creator_and_enforces_modes() {
     require_fuse!();
     if fs_core::sys::geteuid() != 0 {
-        eprintln!("skipped: needs root to act as another user");
-        return;
+        tests::skip!("needs root to act as another user");
     }
     let sb = Sandbox::new();
     open_up(&sb);
@@ -58,8 +60,7 @@ fn allow_other_gives_new_files_to_their_creator_and_enforces_modes() {
         m.mnt(),
         "echo mine > t/shared/new.txt && mkdir t/shared/d && cat t/readonly.txt",
     ) else {
-        eprintln!("skipped: no setpriv");
-        return;
+        tests::skip!("setpriv is not installed");
     };
     assert!(ok, "{out}");
     assert!(out.contains("everyone reads"));
@@ -86,8 +87,7 @@ fn allow_other_gives_new_files_to_their_creator_and_enforces_modes() {
 fn without_allow_other_other_users_are_kept_out() {
     require_fuse!();
     if fs_core::sys::geteuid() != 0 {
-        eprintln!("skipped: needs root to act as another user");
-        return;
+        tests::skip!("needs root to act as another user");
     }
     let sb = Sandbox::new();
     open_up(&sb);
@@ -96,8 +96,7 @@ fn without_allow_other_other_users_are_kept_out() {
         .expect("chmod");
     let m = sb.mount("redirections:\n  - path: t\n    target: vol\n    as: transparent\n");
     let Some((ok, out)) = as_user(sb_root(&m), "ls mnt/t") else {
-        eprintln!("skipped: no setpriv");
-        return;
+        tests::skip!("setpriv is not installed");
     };
     assert!(!ok && out.contains("Permission denied"), "{out}");
 }
@@ -159,12 +158,10 @@ fn privileges_after_writes(dir: &std::path::Path) -> Vec<(String, String)> {
 fn unprivileged_writes_drop_setuid_and_setgid_as_on_a_local_disk() {
     require_fuse!();
     if fs_core::sys::geteuid() != 0 {
-        eprintln!("skipped: needs root to act as another user");
-        return;
+        tests::skip!("needs root to act as another user");
     }
     if which("setpriv").is_none() || which("fallocate").is_none() {
-        eprintln!("skipped: no setpriv or fallocate");
-        return;
+        tests::skip!("setpriv or fallocate is not installed");
     }
     let native_sb = Sandbox::new();
     open_up(&native_sb);

@@ -1,6 +1,9 @@
 //! What the mount shows: every presentation mode, nesting, synthetic directories, missing
 //! targets, the in-place overlay, and entries that cannot be deleted through the mount.
 
+// Mounts through the Linux harness (tests/src/lib.rs).
+#![cfg(target_os = "linux")]
+
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use tests::{errno, require_fuse, Sandbox};
@@ -183,14 +186,9 @@ fn missing_targets_follow_on_missing() {
     );
     // The target appears: the hidden entry shows up (after the negative cache expires).
     std::fs::create_dir(m.real("vol/nope2")).expect("create target");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::fs::symlink_metadata(m.at("hidden")).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "hidden entry did not appear"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    eventually("the hidden entry to appear", || {
+        std::fs::symlink_metadata(m.at("hidden")).is_ok()
+    });
 }
 
 #[test]
@@ -383,15 +381,8 @@ fn hard_links_share_one_inode_number() {
 
 /// Polls `f` until it returns true, failing with `what` after a deadline well past the mount's
 /// one-second attribute lifetime.
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !f() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never happened: {what}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+fn eventually(what: &str, f: impl FnMut() -> bool) {
+    tests::poll::wait_until(std::time::Duration::from_secs(10), what, f);
 }
 
 fn names(dir: &std::path::Path) -> Vec<String> {

@@ -2,6 +2,9 @@
 //! `transparent` target and again in one inside the base. A scenario whose program is missing is
 //! skipped with a printed reason.
 
+// Mounts through the Linux harness (tests/src/lib.rs).
+#![cfg(target_os = "linux")]
+
 use std::path::Path;
 
 use fuse_backend::Tuning;
@@ -48,7 +51,7 @@ fn no_passthrough() -> Tuning {
 fn have(programs: &[&str]) -> bool {
     for p in programs {
         if which(p).is_none() {
-            eprintln!("skipped: `{p}` is not installed");
+            tests::skip::skipped(tests::test_name!(), &format!("`{p}` is not installed"));
             return false;
         }
     }

@@ -22,6 +22,9 @@
 //! WinFsp does not support hard links: a mount reports one link per file and refuses to create
 //! more.
 
+// `unsafe` only in `windows::sys`, which allows it for itself.
+#![deny(unsafe_code)]
+
 pub mod attr;
 pub mod guard;
 pub mod names;

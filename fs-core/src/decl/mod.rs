@@ -13,10 +13,10 @@ use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::hash::Hash;
 use std::io;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use crate::diag::{Diagnostic, Diagnostics, Invalid, Severity};
-use crate::table::{fold_case, NameCase};
+use crate::names::{fold_case, is_normal_absolute, NameCase};
 use crate::vpath::{VPath, VPathError};
 use crate::yaml::{self, is_null, Loc, Node, Value};
 use rustc_hash::FxHashMap;
@@ -28,7 +28,8 @@ mod targets;
 use relations::*;
 use schema::*;
 use targets::*;
-pub use targets::{drive_letter, is_windows_absolute, normalize_lexically};
+// Re-exported where they used to live, for the crates that name them through `decl`.
+pub use crate::names::{drive_letter, is_windows_absolute, normalize_lexically};
 
 /// The only declaration format version this build reads.
 pub const FORMAT_VERSION: u64 = 1;

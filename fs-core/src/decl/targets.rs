@@ -272,55 +272,6 @@ impl Canon {
     }
 }
 
-/// `L:` or `L:\` or `L:/`: a drive letter mountpoint.
-pub fn drive_letter(text: &str) -> Option<char> {
-    let mut chars = text.chars();
-    let c = chars.next()?;
-    if !c.is_ascii_alphabetic() || chars.next() != Some(':') {
-        return None;
-    }
-    match chars.as_str() {
-        "" | "\\" | "/" => Some(c.to_ascii_uppercase()),
-        _ => None,
-    }
-}
-
-/// `C:\...`, `C:/...` or `\\server\share`: absolute on Windows.
-pub fn is_windows_absolute(text: &str) -> bool {
-    let b = text.as_bytes();
-    (b.len() >= 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && (b[2] == b'\\' || b[2] == b'/'))
-        || text.starts_with("\\\\")
-}
-
-/// Whether `text` is an absolute path that [`normalize_lexically`] leaves as it is: names after
-/// single `/`s, none of them `.` or `..`. (Most targets are; they skip building a path twice.)
-pub(super) fn is_normal_absolute(text: &str) -> bool {
-    cfg!(unix)
-        && text.len() > 1
-        && text.starts_with('/')
-        && text
-            .split('/')
-            .skip(1)
-            .all(|c| !c.is_empty() && c != "." && c != "..")
-}
-
-/// Removes `.` and resolves `..` without touching the filesystem.
-pub fn normalize_lexically(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                if !out.pop() {
-                    out.push(c);
-                }
-            }
-            other => out.push(other),
-        }
-    }
-    out
-}
-
 /// The canonical path when it exists; otherwise the canonical form of its nearest existing
 /// ancestor with the rest appended. Used only to compare paths for loops.
 pub(super) fn canonical(path: &Path) -> PathBuf {

@@ -41,8 +41,7 @@ mod files;
 mod names;
 mod xattrs;
 
-/// The root inode's number.
-pub const ROOT_INO: u64 = 1;
+pub use crate::inodes::ROOT_INO;
 
 /// The extended attribute that tells where a node really lives.
 pub const TARGET_XATTR: &str = "user.redirfs.target";

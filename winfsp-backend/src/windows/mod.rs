@@ -2,6 +2,8 @@
 //! entries (logging every fallback once), and starts a WinFsp host.
 
 mod fs;
+// The only module with `unsafe` (the crate denies it everywhere else).
+#[allow(unsafe_code)]
 mod sys;
 
 use std::fmt;
@@ -196,7 +198,9 @@ pub fn mount(decl: &Declaration, opts: &MountOptions) -> Result<MountHandle, Mou
 
 static STOP: (Mutex<bool>, Condvar) = (Mutex::new(false), Condvar::new());
 
-unsafe extern "system" fn on_console_event(_event: u32) -> windows::core::BOOL {
+/// A plain `extern "system"` function: a safe one converts to the handler pointer the console
+/// wants, so no `unsafe` is needed outside `sys`.
+extern "system" fn on_console_event(_event: u32) -> windows::core::BOOL {
     let (flag, cv) = &STOP;
     *flag.lock().unwrap_or_else(PoisonError::into_inner) = true;
     cv.notify_all();
