@@ -231,7 +231,7 @@ fn rewrite_link(r: &RealView, text: &Path) -> PathBuf {
             Component::ParentDir => {
                 depth -= 1;
                 if depth < 0 {
-                    return crate::decl::normalize_lexically(&dir.join(text));
+                    return crate::names::normalize_lexically(&dir.join(text));
                 }
             }
             Component::Normal(_) => depth += 1,
