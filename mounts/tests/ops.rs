@@ -42,12 +42,8 @@ fn mounted_at(p: &Path) -> bool {
         .unwrap_or(false)
 }
 
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+fn wait_for(what: &str, cond: impl FnMut() -> bool) {
+    tests::poll::wait_until(Duration::from_secs(15), what, cond);
 }
 
 fn text(out: &Output) -> String {
@@ -883,4 +879,69 @@ fn a_tab_in_yaml_is_reported_at_its_own_line_and_column() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let want = format!("{}:5:3: error", inside.display());
     assert!(text(&out).contains(&want), "want {want}: {}", text(&out));
+}
+
+// ---- item 9: no single user can exhaust the daemon ----
+
+#[test]
+fn one_users_opens_stop_at_emfile_while_root_and_status_go_on() {
+    if !can_mount() {
+        return;
+    }
+    let Some(python) = ["/usr/bin/python3", "/usr/local/bin/python3"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+    else {
+        tests::skip!("no python3");
+    };
+    let lab = Lab::new();
+    std::fs::set_permissions(lab.path(""), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    lab.write("base/f", "shared");
+    let decl = lab.declare("base: base\noptions:\n  allow_other: true\n");
+    lab.mount(&decl, &["--no-watch"]);
+    let script = r#"
+import errno, os, sys
+held = []
+while len(held) < 100000:
+    try:
+        held.append(os.open(sys.argv[1], os.O_RDONLY))
+    except OSError as e:
+        print("stopped", len(held), errno.errorcode[e.errno], flush=True)
+        break
+sys.stdin.readline()
+"#;
+    let mut user = Command::new("setpriv")
+        .args([
+            &format!("--reuid={UID}"),
+            &format!("--regid={UID}"),
+            "--clear-groups",
+            python,
+            "-c",
+            script,
+        ])
+        .arg(lab.mnt().join("f"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    let mut out = std::io::BufReader::new(user.stdout.take().expect("stdout"));
+    std::io::BufRead::read_line(&mut out, &mut line).expect("report");
+    assert!(
+        line.starts_with("stopped") && line.contains("EMFILE"),
+        "{line}"
+    );
+    // While the user holds all they could get: root reads, creates and lists, and the control
+    // socket answers.
+    assert_eq!(
+        std::fs::read_to_string(lab.mnt().join("f")).expect("root reads"),
+        "shared"
+    );
+    std::fs::write(lab.mnt().join("root-made"), "x").expect("root creates");
+    assert!(std::fs::read_dir(lab.mnt()).expect("root lists").count() >= 2);
+    assert!(lab.status(&lab.mnt())["mountpoint"].is_string());
+    drop(user.stdin.take());
+    assert!(user.wait().expect("wait").success());
+    let out = lab.run(&["umount", &lab.mnt().to_string_lossy()]);
+    assert!(out.status.success(), "{}", text(&out));
 }
