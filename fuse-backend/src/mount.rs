@@ -292,10 +292,8 @@ pub fn mount(decl: &Declaration, tuning: Tuning) -> Result<Mounted, MountError> 
 }
 
 /// The kernel mount flags [`mount_with`] applies, by their mount(8) names.
-/// `dev` and `suid` (which mount.fuse3 adds for root) lift the `nodev` and `nosuid` a redirfs
-/// mount otherwise has, as on a local disk mounted with them.
 pub const KERNEL_FLAGS: &[&str] = &[
-    "nosuid", "noexec", "exec", "noatime", "atime", "sync", "async", "dirsync", "dev", "suid",
+    "nosuid", "noexec", "exec", "noatime", "atime", "sync", "async", "dirsync",
 ];
 
 fn kernel_flag(name: &str) -> Option<MountOption> {
@@ -308,8 +306,6 @@ fn kernel_flag(name: &str) -> Option<MountOption> {
         "sync" => MountOption::Sync,
         "async" => MountOption::Async,
         "dirsync" => MountOption::DirSync,
-        "dev" => MountOption::Dev,
-        "suid" => MountOption::Suid,
         _ => return None,
     })
 }
@@ -383,10 +379,8 @@ pub fn mount_with(
             MountOption::CUSTOM("subtype=redirfs".to_string())
         },
         MountOption::DefaultPermissions,
+        MountOption::NoDev,
     ];
-    if !flags.iter().any(|f| f == "dev") {
-        options.push(MountOption::NoDev);
-    }
     if decl.options.read_only {
         options.push(MountOption::RO);
     }

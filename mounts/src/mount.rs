@@ -396,6 +396,12 @@ pub fn helper_mode() -> Option<ExitCode> {
             o if fuse_backend::KERNEL_FLAGS.contains(&o) => how.kernel_flags.push(o.to_string()),
             // Always in effect on a redirfs mount.
             "rw" | "nodev" | "default_permissions" | "relatime" => {}
+            // mount.fuse3 adds these for root on every fstab line; a redirfs mount stays nodev
+            // and nosuid (device nodes and set-user-ID files of the trees are not honoured), as
+            // docs/lifecycle.md says.
+            "dev" | "suid" if fs_core::sys::geteuid() == 0 => {
+                log::info!("`{o}` from the mount command: a redirfs mount stays nodev,nosuid");
+            }
             // A user's mount (through fusermount3) is always nosuid.
             "nosuid" if fs_core::sys::geteuid() != 0 => {}
             // For mount(8), fstab and systemd, not for the filesystem.
