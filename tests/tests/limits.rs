@@ -181,9 +181,10 @@ fn one_user_cannot_grow_the_daemon_with_open_listings() {
     let mut out = std::io::BufReader::new(user.stdout.take().expect("stdout"));
     std::io::BufRead::read_line(&mut out, &mut line).expect("report");
     let grown = rss_kib().saturating_sub(before);
+    eprintln!("open listings: {} -> daemon grew {grown} KiB", line.trim());
     assert!(line.starts_with("held"), "{line}");
     assert!(
-        grown < 100 * 1024,
+        grown < 150 * 1024,
         "one user's open listings grew the daemon by {grown} KiB ({line})"
     );
     assert!(

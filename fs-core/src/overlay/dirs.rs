@@ -34,8 +34,9 @@ impl Overlay {
     }
 
     /// The listing of the directory `node` at virtual path `comps`.
-    fn list(&self, comps: &[OsString], node: &View) -> Result<Vec<DirEntry>> {
+    fn list(&self, comps: &[OsString], node: &View, budget: usize) -> Result<Vec<DirEntry>> {
         let mut entries = Vec::new();
+        let mut bytes = 0usize;
         let declared = match node {
             View::Synthetic { declared, .. } => declared.clone(),
             View::Real(r) => {
@@ -82,6 +83,12 @@ impl Overlay {
                         use std::os::unix::fs::DirEntryExt;
                         item.ino()
                     };
+                    bytes += entry_bytes(&name);
+                    if bytes > budget {
+                        // Past what the opener may hold: stop reading now rather than build a
+                        // listing only to refuse it.
+                        return Err(Error::Os(std::io::Error::from_raw_os_error(libc::ENOMEM)));
+                    }
                     entries.push(DirEntry {
                         name,
                         kind: kind.unwrap_or(Kind::File),
@@ -147,7 +154,14 @@ impl Overlay {
                 return Ok(l);
             }
         }
-        let l = Arc::new(self.list(&dir.comps, &dir.node)?);
+        let budget = self.quota.remaining(dir.owner);
+        let l = match self.list(&dir.comps, &dir.node, budget) {
+            Ok(l) => Arc::new(l),
+            Err(e) => {
+                sys::release_free_memory();
+                return Err(e);
+            }
+        };
         self.charge(&dir, &l)?;
         if let (Some(stamp), true) = (stamp, l.len() >= SHARED_LISTING) {
             let mut shared = self.listings.lock();

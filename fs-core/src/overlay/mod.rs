@@ -897,9 +897,12 @@ const LISTING_BYTES_PER_USER: usize = 64 << 20;
 
 /// The memory a listing takes, as charged to its owner.
 fn listing_bytes(l: &[DirEntry]) -> usize {
-    l.iter()
-        .map(|e| std::mem::size_of::<DirEntry>() + e.name.capacity())
-        .sum()
+    l.iter().map(|e| entry_bytes(&e.name)).sum()
+}
+
+/// The memory one listed name takes: the entry, its name, and the allocator's header.
+fn entry_bytes(name: &OsStr) -> usize {
+    std::mem::size_of::<DirEntry>() + name.len().next_multiple_of(16) + 16
 }
 
 impl Quota {
@@ -910,6 +913,15 @@ impl Quota {
             per_user: (limit / 8).max(64),
             open: parking_lot::Mutex::new((0, HashMap::new())),
             listed: parking_lot::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// How many more bytes of listings `uid` may hold (no bound for root and the daemon).
+    fn remaining(&self, uid: Option<u32>) -> usize {
+        match uid {
+            None => usize::MAX,
+            Some(u) => LISTING_BYTES_PER_USER
+                .saturating_sub(self.listed.lock().get(&u).copied().unwrap_or(0)),
         }
     }
 
