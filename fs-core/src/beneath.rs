@@ -328,6 +328,58 @@ fn kind(fd: &impl AsRawFd) -> io::Result<libc::mode_t> {
     Ok(fstat(fd)?.st_mode & libc::S_IFMT)
 }
 
+/// fstatat(2) of `name` in `dir` (of `dir` itself when `name` is empty), following a final
+/// symlink only with `follow`.
+///
+/// # Errors
+/// The OS error.
+pub fn stat_at(dir: BorrowedFd<'_>, name: &[u8], follow: bool) -> io::Result<libc::stat> {
+    let c = c_string(name)?;
+    let mut flags = if follow { 0 } else { libc::AT_SYMLINK_NOFOLLOW };
+    if name.is_empty() {
+        flags |= libc::AT_EMPTY_PATH;
+    }
+    let mut st = std::mem::MaybeUninit::<libc::stat>::zeroed();
+    // SAFETY: `c` is a valid C string, `st` a buffer of the size fstatat writes, `dir` live.
+    let r = unsafe { libc::fstatat(dir.as_raw_fd(), c.as_ptr(), st.as_mut_ptr(), flags) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fstatat succeeded and filled `st`.
+    Ok(unsafe { st.assume_init() })
+}
+
+/// openat(2) of the one name `name` in `dir` (close-on-exec always).
+///
+/// # Errors
+/// The OS error.
+pub fn open_at(dir: BorrowedFd<'_>, name: &[u8], flags: i32, mode: u32) -> io::Result<OwnedFd> {
+    let c = c_string(name)?;
+    // SAFETY: `c` is a valid C string; `dir` is a live descriptor.
+    owned(unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            flags | libc::O_CLOEXEC,
+            mode as libc::c_uint,
+        )
+    })
+}
+
+/// unlinkat(2) of the one name `name` in `dir` (`AT_REMOVEDIR` with `dir_too`).
+///
+/// # Errors
+/// The OS error.
+pub fn unlink_at(dir: BorrowedFd<'_>, name: &[u8], dir_too: bool) -> io::Result<()> {
+    let c = c_string(name)?;
+    let flags = if dir_too { libc::AT_REMOVEDIR } else { 0 };
+    // SAFETY: `c` is a valid C string; `dir` is a live descriptor.
+    if unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), flags) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// The (device, inode) of the object `fd` is open on.
 ///
 /// # Errors

@@ -9,8 +9,7 @@ impl Overlay {
     /// The OS error of the real stat.
     pub fn getattr(&self, ino: u64, fh: Option<u64>) -> Result<Attr> {
         if let Some(h) = fh.and_then(|fh| self.handle(fh).ok()) {
-            let meta = h.file.metadata()?;
-            return Ok(real_attr(ino, &meta));
+            return Ok(real_attr(ino, &meta_of(&h.file)?));
         }
         if ino == ROOT_INO {
             let table = self.table.snapshot();
@@ -21,7 +20,7 @@ impl Overlay {
             Ok((_, node)) => self.attr_of(ino, &node),
             // Unlinked while open (fstat after unlink): the open file's attributes.
             Err(Error::NotFound) => match self.open_handle_of(ino) {
-                Some(h) => Ok(real_attr(ino, &h.file.metadata()?)),
+                Some(h) => Ok(real_attr(ino, &meta_of(&h.file)?)),
                 None => Err(Error::NotFound),
             },
             Err(e) => Err(e),
@@ -99,7 +98,7 @@ impl Overlay {
                     At::Fd(f) => kill_suidgid(f, w)?,
                     At::Path(_) => {
                         if let (Some(o), Some(p)) = (&object, &object_path) {
-                            if let Some(mode) = mode_without_privileges(&o.metadata()?, w) {
+                            if let Some(mode) = mode_without_privileges(&meta_of(o)?, w) {
                                 sys::chmod(p, mode)?;
                             }
                         }
@@ -117,7 +116,7 @@ impl Overlay {
             }
         }
         if let At::Fd(f) = at {
-            return Ok(real_attr(ino, &f.metadata()?));
+            return Ok(real_attr(ino, &meta_of(f)?));
         }
         match r {
             Some(r) => self.attr_of(ino, &View::Real(Box::new(r))),
@@ -188,15 +187,15 @@ impl Overlay {
 /// The mode a regular file keeps once a write by `w` has dropped its privileges, by Linux's rules
 /// for a caller without CAP_FSETID: set-user-ID goes; set-group-ID goes when the file is
 /// group-executable, or when `w` is not in the file's group. `None` when nothing changes.
-fn mode_without_privileges(meta: &Metadata, w: Writer) -> Option<u32> {
-    if !meta.file_type().is_file() {
+fn mode_without_privileges(meta: &Meta, w: Writer) -> Option<u32> {
+    if !meta.is_file() {
         return None;
     }
-    let mode = meta.mode() & 0o7777;
+    let mode = meta.mode & 0o7777;
     let mut kept = mode & !libc::S_ISUID;
     if mode & libc::S_ISGID != 0
         && (mode & libc::S_IXGRP != 0
-            || (meta.gid() != w.gid && !sys::process_in_group(w.pid, meta.gid())))
+            || (meta.gid != w.gid && !sys::process_in_group(w.pid, meta.gid)))
     {
         kept &= !libc::S_ISGID;
     }
@@ -205,7 +204,7 @@ fn mode_without_privileges(meta: &Metadata, w: Writer) -> Option<u32> {
 
 /// Drops the privileges of the open file `f` as a write by `w` would.
 pub(super) fn kill_suidgid(f: &File, w: Writer) -> Result<()> {
-    if let Some(mode) = mode_without_privileges(&f.metadata()?, w) {
+    if let Some(mode) = mode_without_privileges(&meta_of(f)?, w) {
         sys::fchmod(f, mode)?;
     }
     Ok(())

@@ -42,12 +42,9 @@ impl Overlay {
             View::Real(r) => {
                 // As for files: a directory replaced by a symlink is not followed (out of its
                 // tree, or into this mount).
-                let rd = sys::open(
-                    &r.path,
-                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
-                    0,
-                )
-                .and_then(|d| std::fs::read_dir(beneath::fd_path(&d)));
+                let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+                let rd =
+                    Self::open_real(r, flags).and_then(|d| std::fs::read_dir(beneath::fd_path(&d)));
                 let rd = rd.map_err(|e| {
                     if e.raw_os_error() == Some(libc::ENOTDIR) {
                         Error::NotADirectory
@@ -109,7 +106,7 @@ impl Overlay {
                     Ok(View::Link { .. }) => Kind::Symlink,
                     Ok(View::Synthetic { .. }) => Kind::Dir,
                     Ok(View::Real(r)) => match self.stat_real(&r) {
-                        Ok(m) => Kind::from_mode(m.mode()),
+                        Ok(m) => Kind::from_mode(m.mode),
                         Err(Error::Os(e)) if r.entry.is_none() && not_found_is(&e) => Kind::Dir,
                         Err(e) => {
                             log::debug!("leaving {} out of a listing: {e}", r.real.display());
@@ -201,13 +198,7 @@ impl Overlay {
         };
         let m = self.stat_real(r).ok()?;
         let table = self.table.snapshot();
-        Some((
-            table_id(&table),
-            m.mtime(),
-            m.mtime_nsec(),
-            m.ctime(),
-            m.ctime_nsec(),
-        ))
+        Some((table_id(&table), m.mtime.0, m.mtime.1, m.ctime.0, m.ctime.1))
     }
 
     /// releasedir.
@@ -237,11 +228,7 @@ impl Overlay {
     pub fn fsyncdir(&self, ino: u64, datasync: bool) -> Result<()> {
         let (_, node) = self.node_of_or_root(ino)?;
         if let View::Real(r) = node {
-            let f = sys::open(
-                &r.path,
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
-                0,
-            )?;
+            let f = Self::open_real(&r, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW)?;
             sys::fsync(&f, datasync)?;
         }
         Ok(())

@@ -60,12 +60,15 @@ impl Overlay {
             return Err(Error::ReadOnly);
         }
         let flags = open_flags(flags);
-        // The kernel opens an inode it resolved, never a symlink: the file held since the
-        // lookup, or else the name opened without following a symlink (it could reach another
-        // file, or this mount itself), and only if it still holds that inode.
-        let opened = match held {
-            Some(fd) => sys::open(&beneath::fd_path(&*fd), flags, 0).map_err(Error::Os),
-            None => self.open_verified(ino, &r, flags),
+        // The kernel opens an inode it resolved, never a symlink: the name opened without
+        // following a symlink (it could reach another file, or this mount itself) if it still
+        // holds that inode, or else the file held since the lookup.
+        let opened = match (self.open_verified(ino, &r, flags), held) {
+            // The name no longer holds that file: the one held since the lookup is opened.
+            (Err(e), Some(fd)) if is_stale(&e) => {
+                sys::open(&beneath::fd_path(&*fd), flags, 0).map_err(Error::Os)
+            }
+            (opened, _) => opened,
         };
         let file = match opened {
             Ok(f) => f,
@@ -107,12 +110,15 @@ impl Overlay {
             }
         };
         drop(table);
-        let path = dir.dir()?.join(name);
-        let file = sys::open(
-            &path,
+        let at = dir.dir()?;
+        let path = at.join(name);
+        let file = beneath::open_at(
+            at.fd(),
+            name.as_bytes(),
             (flags | libc::O_CREAT | libc::O_NOFOLLOW) & !(libc::O_NOCTTY | libc::O_DIRECT),
             mode,
         )
+        .map(File::from)
         .map_err(|e| match e.raw_os_error() {
             // A symlink planted at the name since the kernel found it free.
             Some(libc::ELOOP) => stale(),
@@ -125,10 +131,14 @@ impl Overlay {
                 caller.uid
             );
         }
-        let meta = file.metadata()?;
+        let meta = meta_of(&file)?;
         let ino = self.intern(Self::key_for(&meta, &dir.tree), parent, name, true)?;
-        if let Ok(fd) = sys::open(&beneath::fd_path(&file), libc::O_PATH, 0) {
-            self.held.lock().hold(ino, fd.into(), false, &dir.tree);
+        if let Ok(fd) =
+            beneath::open_at(at.fd(), name.as_bytes(), libc::O_PATH | libc::O_NOFOLLOW, 0)
+        {
+            if beneath::identity(&fd).ok() == Some((meta.dev, meta.ino)) {
+                self.held.lock().hold(ino, fd, false, &dir.tree);
+            }
         }
         let (fh, h) = self.register(file, ino, dir.counters.clone())?;
         Ok((real_attr(ino, &meta), fh, h))
@@ -258,4 +268,8 @@ impl Overlay {
 /// daemon in unaligned buffers), and without what only applies to resolving or making a name.
 fn open_flags(flags: i32) -> i32 {
     flags & !(libc::O_NOFOLLOW | libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_DIRECT)
+}
+
+fn is_stale(e: &Error) -> bool {
+    matches!(e, Error::Os(e) if e.raw_os_error() == Some(libc::ESTALE))
 }

@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
-use std::fs::{File, Metadata};
+use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -268,6 +268,11 @@ struct Anchored {
 }
 
 impl Anchored {
+    /// The directory's descriptor, for *at system calls.
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self._fd.as_fd()
+    }
+
     /// The path of `name` in this directory: the kernel looks up that one name.
     fn join(&self, name: impl AsRef<Path>) -> AtPath {
         AtPath {
@@ -564,13 +569,17 @@ impl Overlay {
         Ok((comps, node))
     }
 
-    fn stat_real(&self, r: &RealView) -> Result<Metadata> {
-        let m = if r.tree_root {
-            sys::at_path(&r.path, |p| std::fs::metadata(p))
-        } else {
-            sys::at_path(&r.path, |p| std::fs::symlink_metadata(p))
-        };
-        m.map_err(Error::Os)
+    /// The status of `r`: one fstatat of its name in its verified directory (no path walk).
+    fn stat_real(&self, r: &RealView) -> Result<Meta> {
+        let name = r.name.as_deref().map_or(&b""[..], OsStrExt::as_bytes);
+        let st = beneath::stat_at(r.anchor.as_fd(), name, r.tree_root)?;
+        Ok(Meta::from(&st))
+    }
+
+    /// Opens `r`'s name in its verified directory with `flags` (no path walk).
+    fn open_real(r: &RealView, flags: i32) -> std::io::Result<File> {
+        let name = r.name.as_deref().map_or(&b"."[..], OsStrExt::as_bytes);
+        beneath::open_at(r.anchor.as_fd(), name, flags, 0).map(File::from)
     }
 
     /// Opens what `r`'s name holds with `flags`, if it is still the object `ino` stands for:
@@ -584,12 +593,12 @@ impl Overlay {
         } else {
             flags | libc::O_NOFOLLOW
         };
-        let file = sys::open(&r.path, flags, 0).map_err(|e| match e.raw_os_error() {
+        let file = Self::open_real(r, flags).map_err(|e| match e.raw_os_error() {
             Some(libc::ELOOP) => stale(),
             _ => Error::Os(e),
         })?;
         if ino != ROOT_INO {
-            let meta = file.metadata()?;
+            let meta = Meta::from(&file.metadata()?);
             if !self.inodes.read().holds(ino, Self::key_for(&meta, &r.tree)) {
                 return Err(stale());
             }
@@ -597,11 +606,11 @@ impl Overlay {
         Ok(file)
     }
 
-    fn key_for<'a>(meta: &Metadata, tree: &'a Tree) -> Key<'a> {
+    fn key_for<'a>(meta: &Meta, tree: &'a Tree) -> Key<'a> {
         if meta.is_dir() {
             Key::RealDir {
-                dev: meta.dev(),
-                ino: meta.ino(),
+                dev: meta.dev,
+                ino: meta.ino,
                 tree: match tree {
                     Tree::Base => None,
                     Tree::Entry(path) => Some(path),
@@ -609,8 +618,8 @@ impl Overlay {
             }
         } else {
             Key::Real {
-                dev: meta.dev(),
-                ino: meta.ino(),
+                dev: meta.dev,
+                ino: meta.ino,
             }
         }
     }
@@ -635,7 +644,8 @@ impl Overlay {
             }
             View::Real(_) if self.held.lock().get(ino).is_some() => {
                 let fd = self.held.lock().get(ino).ok_or(Error::NotFound)?;
-                Ok(real_attr(ino, &std::fs::metadata(beneath::fd_path(&*fd))?))
+                let st = beneath::stat_at(fd.as_fd(), b"", false)?;
+                Ok(real_attr(ino, &Meta::from(&st)))
             }
             View::Real(r) => {
                 let meta = self.stat_real(r)?;
@@ -691,24 +701,97 @@ impl Overlay {
     }
 }
 
+/// A real object's status: from fstatat(2) on a verified directory, or from an open file.
+#[derive(Debug, Clone, Copy)]
+struct Meta {
+    dev: u64,
+    ino: u64,
+    mode: u32,
+    nlink: u64,
+    uid: u32,
+    gid: u32,
+    rdev: u64,
+    size: u64,
+    blksize: u64,
+    blocks: u64,
+    atime: (i64, i64),
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Meta {
+    fn is_dir(&self) -> bool {
+        self.mode & libc::S_IFMT == libc::S_IFDIR
+    }
+
+    fn is_file(&self) -> bool {
+        self.mode & libc::S_IFMT == libc::S_IFREG
+    }
+}
+
+impl From<&libc::stat> for Meta {
+    fn from(st: &libc::stat) -> Meta {
+        Meta {
+            dev: st.st_dev,
+            ino: st.st_ino,
+            mode: st.st_mode,
+            nlink: st.st_nlink,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            rdev: st.st_rdev,
+            size: st.st_size as u64,
+            blksize: st.st_blksize as u64,
+            blocks: st.st_blocks as u64,
+            atime: (st.st_atime, st.st_atime_nsec),
+            mtime: (st.st_mtime, st.st_mtime_nsec),
+            ctime: (st.st_ctime, st.st_ctime_nsec),
+        }
+    }
+}
+
+impl From<&std::fs::Metadata> for Meta {
+    fn from(m: &std::fs::Metadata) -> Meta {
+        Meta {
+            dev: m.dev(),
+            ino: m.ino(),
+            mode: m.mode(),
+            nlink: m.nlink(),
+            uid: m.uid(),
+            gid: m.gid(),
+            rdev: m.rdev(),
+            size: m.size(),
+            blksize: m.blksize(),
+            blocks: m.blocks(),
+            atime: (m.atime(), m.atime_nsec()),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        }
+    }
+}
+
 /// A real object's attributes under the overlay's inode number.
-fn real_attr(ino: u64, m: &Metadata) -> Attr {
+fn real_attr(ino: u64, m: &Meta) -> Attr {
     Attr {
         ino,
-        size: m.size(),
-        blocks: m.blocks(),
-        atime: time(m.atime(), m.atime_nsec()),
-        mtime: time(m.mtime(), m.mtime_nsec()),
-        ctime: time(m.ctime(), m.ctime_nsec()),
-        kind: Kind::from_mode(m.mode()),
-        perm: (m.mode() & 0o7777) as u16,
-        nlink: m.nlink() as u32,
-        uid: m.uid(),
-        gid: m.gid(),
-        rdev: m.rdev() as u32,
-        blksize: m.blksize() as u32,
+        size: m.size,
+        blocks: m.blocks,
+        atime: time(m.atime.0, m.atime.1),
+        mtime: time(m.mtime.0, m.mtime.1),
+        ctime: time(m.ctime.0, m.ctime.1),
+        kind: Kind::from_mode(m.mode),
+        perm: (m.mode & 0o7777) as u16,
+        nlink: m.nlink as u32,
+        uid: m.uid,
+        gid: m.gid,
+        rdev: m.rdev as u32,
+        blksize: m.blksize as u32,
         class: Class::Real,
     }
+}
+
+/// A status for [`real_attr`] from an open file.
+fn meta_of(f: &File) -> Result<Meta> {
+    Ok(Meta::from(&f.metadata()?))
 }
 
 /// The local filesystems as the decision layer sees them (long paths walked like every other

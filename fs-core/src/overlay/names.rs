@@ -56,12 +56,12 @@ impl Overlay {
 
     /// Keeps a descriptor of the regular file `r` names as the inode `ino`, if it still is the
     /// file `meta` describes.
-    pub(super) fn hold(&self, ino: u64, r: &RealView, meta: &Metadata) {
+    pub(super) fn hold(&self, ino: u64, r: &RealView, meta: &Meta) {
         let flags = libc::O_PATH | if r.tree_root { 0 } else { libc::O_NOFOLLOW };
-        let Ok(f) = sys::open(&r.path, flags, 0) else {
+        let Ok(f) = Self::open_real(r, flags) else {
             return;
         };
-        if beneath::identity(&f).ok() == Some((meta.dev(), meta.ino())) {
+        if beneath::identity(&f).ok() == Some((meta.dev, meta.ino)) {
             let mut held = self.held.lock();
             // Only a daemon that may open by handle (CAP_DAC_READ_SEARCH) keeps handles.
             if crate::creds::switching() {
@@ -190,7 +190,7 @@ impl Overlay {
     /// DeclaredEntry for a declared entry; the OS error otherwise.
     pub fn unlink(&self, parent: u64, name: &OsStr) -> Result<()> {
         let dir = self.parent_for_removal(parent, name, "delete")?;
-        sys::unlink(&dir.dir()?.join(name))?;
+        beneath::unlink_at(dir.dir()?.fd(), name.as_bytes(), false)?;
         self.drop_alias(parent, name);
         Ok(())
     }
@@ -201,7 +201,7 @@ impl Overlay {
     /// DeclaredEntry for a declared entry; the OS error otherwise.
     pub fn rmdir(&self, parent: u64, name: &OsStr) -> Result<()> {
         let dir = self.parent_for_removal(parent, name, "remove")?;
-        sys::rmdir(&dir.dir()?.join(name))?;
+        beneath::unlink_at(dir.dir()?.fd(), name.as_bytes(), true)?;
         self.drop_alias(parent, name);
         Ok(())
     }
