@@ -622,6 +622,16 @@ impl Inodes {
         Ok(out)
     }
 
+    /// The parent of the name [`Inodes::path`] rebuilds `ino`'s path from.
+    pub(crate) fn parent_of(&self, ino: u64) -> Option<u64> {
+        let slot = self.slot(ino)?;
+        self.slab[slot]
+            .names
+            .iter()
+            .find(|a| self.slot(a.parent).is_some())
+            .map(|a| a.parent)
+    }
+
     /// The inode that the virtual path `comps` leads to, by the names the inodes remember (the
     /// newest holder of each), if the kernel holds one.
     pub(crate) fn find(&self, comps: &[OsString]) -> Option<u64> {

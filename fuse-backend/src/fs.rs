@@ -668,7 +668,7 @@ impl Filesystem for FuseOverlay {
                 }
                 let e = &entries[(i - 2) as usize];
                 // A name that vanished since opendir is skipped, not an error for the listing.
-                let Ok(a) = self.overlay.lookup(ino.0, &e.name) else {
+                let Ok(a) = self.overlay.lookup_listed(ino.0, &e.name) else {
                     continue;
                 };
                 if reply.add(

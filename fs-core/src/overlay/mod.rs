@@ -471,9 +471,25 @@ impl Overlay {
             None => Tree::Base,
         };
         let rel = r.real.strip_prefix(r.root).map_err(|_| Error::NotFound)?;
+        let itself = match via {
+            Via::Itself(ino) => self.held.lock().dir(ino, &tree),
+            _ => None,
+        };
         let held = match via {
             Via::Walk => None,
-            Via::Itself(ino) => self.held.lock().dir(ino, &tree).map(|fd| (fd, None)),
+            // The directory itself if held; else from its (held) parent, as a lookup would be.
+            Via::Itself(ino) => match itself {
+                Some(fd) => Some((fd, None)),
+                None if r.tree_root => None,
+                None => match (self.inodes.read().parent_of(ino), rel.file_name()) {
+                    (Some(parent), Some(name)) => self
+                        .held
+                        .lock()
+                        .dir(parent, &tree)
+                        .map(|fd| (fd, Some(name.to_owned()))),
+                    _ => None,
+                },
+            },
             Via::Parent(_) if r.tree_root => None,
             Via::Parent(parent) => match rel.file_name() {
                 Some(name) => self

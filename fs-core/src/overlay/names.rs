@@ -2,16 +2,33 @@
 
 use super::*;
 
+/// Which looked-up objects keep a descriptor (identity) from their lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    All,
+    Dirs,
+}
+
 impl Overlay {
     /// Looks `name` up in `parent` and counts a lookup on the result.
     ///
     /// # Errors
     /// NotFound when the name does not exist; the OS error of the real stat otherwise.
     pub fn lookup(&self, parent: u64, name: &OsStr) -> Result<Attr> {
-        self.lookup_counted(parent, name, true)
+        self.lookup_counted(parent, name, Hold::All)
     }
 
-    fn lookup_counted(&self, parent: u64, name: &OsStr, count: bool) -> Result<Attr> {
+    /// [`Overlay::lookup`] for an entry of a listing (READDIRPLUS): a walk sees every file
+    /// once, so files keep no descriptor until a program looks one up by name (directories
+    /// do, for the walk beneath them).
+    ///
+    /// # Errors
+    /// As [`Overlay::lookup`].
+    pub fn lookup_listed(&self, parent: u64, name: &OsStr) -> Result<Attr> {
+        self.lookup_counted(parent, name, Hold::Dirs)
+    }
+
+    fn lookup_counted(&self, parent: u64, name: &OsStr, hold: Hold) -> Result<Attr> {
         check_name(name)?;
         let mut comps = self.components(parent)?;
         comps.push(name.to_owned());
@@ -19,7 +36,7 @@ impl Overlay {
         let node = self.node_via(&table, &comps, Via::Parent(parent))?;
         drop(table);
         let counters = node.counters().cloned();
-        let result = self.intern_view(parent, name, &comps, &node, count);
+        let result = self.intern_view(parent, name, &comps, &node, true, hold);
         if let Some(c) = counters {
             c.hit();
             if let Err(e) = &result {
@@ -36,12 +53,14 @@ impl Overlay {
         comps: &[OsString],
         node: &View,
         count: bool,
+        hold: Hold,
     ) -> Result<Attr> {
         match node {
             View::Real(r) => {
                 let meta = self.stat_real(r)?;
                 let ino = self.intern(Self::key_for(&meta, &r.tree), parent, name, count)?;
-                if (meta.is_file() || meta.is_dir()) && !self.held.lock().holds(ino) {
+                let wanted = meta.is_dir() || (meta.is_file() && hold == Hold::All);
+                if wanted && !self.held.lock().holds(ino) {
                     self.hold(ino, r, &meta);
                 }
                 Ok(real_attr(ino, &meta))
@@ -123,7 +142,7 @@ impl Overlay {
         let table = self.table.snapshot();
         let node = self.node(&table, &c)?;
         drop(table);
-        self.intern_view(parent, name, &c, &node, true)
+        self.intern_view(parent, name, &c, &node, true, Hold::All)
     }
 
     /// mknod: regular files, fifos, sockets and devices.
