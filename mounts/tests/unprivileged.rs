@@ -231,6 +231,36 @@ fn users_denied_dev_fuse_are_told_why() {
 
 /// Runs `user_lifecycle_in_private_namespace` in a private mount namespace, then checks that no
 /// daemon it started outlived it.
+/// For 3 s one thread replaces DIR/race (write a temporary, rename over it) while the main one
+/// reads it whole; prints `opens N ENOENT partial`.
+const REPLACE_RACE: &str = r#"
+import os, sys, threading, time
+d = sys.argv[1]
+size = 65536
+open(os.path.join(d, "race"), "wb").write(b"a" * size)
+stop = time.monotonic() + 3
+def writer():
+    i = 0
+    while time.monotonic() < stop:
+        i += 1
+        tmp = os.path.join(d, ".race.tmp")
+        open(tmp, "wb").write(bytes([97 + i % 26]) * size)
+        os.rename(tmp, os.path.join(d, "race"))
+t = threading.Thread(target=writer)
+t.start()
+opens = enoent = partial = 0
+while time.monotonic() < stop:
+    opens += 1
+    try:
+        data = open(os.path.join(d, "race"), "rb").read()
+        if len(data) != size or data.count(data[:1]) != size:
+            partial += 1
+    except FileNotFoundError:
+        enoent += 1
+t.join()
+print("opens", opens, enoent, partial)
+"#;
+
 #[test]
 fn a_user_mounts_through_fusermount3() {
     if let Some(why) = cannot_act_as_user() {
@@ -446,6 +476,22 @@ fn user_lifecycle_in_private_namespace() {
         assert_eq!(std::fs::read_to_string(&real).expect("read"), want);
         let m = std::fs::metadata(&real).expect("stat");
         assert_eq!((m.uid(), m.gid()), (UID, UID), "{rel} belongs to the user");
+    }
+
+    // The identity fallback of a daemon that cannot open by file handle: a reader opening a
+    // file while it is replaced by rename, through the user's own mount, never gets ENOENT or
+    // a short read (docs/security.md).
+    if Path::new("/usr/bin/python3").exists() {
+        let out = p.as_user("/usr/bin/python3", &["-c", REPLACE_RACE, "mnt/t"]);
+        assert!(out.status.success(), "replace race: {}", text(&out));
+        let report = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(report.starts_with("opens"), "{report}");
+        assert!(
+            report.trim_end().ends_with(" 0 0"),
+            "ENOENT or short reads: {report}"
+        );
+    } else {
+        tests::skip::skipped(tests::test_name!(), "replace race: no /usr/bin/python3");
     }
 
     // Kernel passthrough needs CAP_SYS_ADMIN: the user's daemon serves file I/O itself.
