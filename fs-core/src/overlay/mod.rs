@@ -916,14 +916,26 @@ impl Held {
     }
 
     /// Keeps `ino`'s handle (of `name` in `at`), and a descriptor on its mount.
-    fn identify(&mut self, ino: u64, at: &OwnedFd, name: &[u8], dir: bool, tree: &Tree) {
-        let Ok(handle) = beneath::name_to_handle(at.as_fd(), name) else {
+    /// Keeps the handle of the object `fd` is open on; `at`, a directory on the same mount
+    /// (its parent), gives the mount's descriptor the first time.
+    fn identify(&mut self, ino: u64, fd: &OwnedFd, at: &OwnedFd, dir: bool, tree: &Tree) {
+        let Ok(handle) = beneath::name_to_handle(fd.as_fd(), b"") else {
             return;
         };
         if let std::collections::hash_map::Entry::Vacant(v) = self.mounts.entry(handle.mount) {
+            // A directory on that very mount: the parent, unless the object is a mount's root
+            // (then itself, a directory); a handle decoded on another mount would name a
+            // stranger.
+            let same = beneath::name_to_handle(at.as_fd(), b"").map(|h| h.mount);
+            let on_mount = match same {
+                Ok(m) if m == handle.mount => at,
+                _ if dir => fd,
+                _ => return,
+            };
             // open_by_handle_at takes no O_PATH descriptor: a real open of the directory.
             let flags = libc::O_RDONLY | libc::O_DIRECTORY;
-            let opened = crate::creds::as_daemon(|| sys::open(&beneath::fd_path(at), flags, 0));
+            let opened =
+                crate::creds::as_daemon(|| sys::open(&beneath::fd_path(on_mount), flags, 0));
             let Ok(dir) = opened else {
                 return;
             };

@@ -56,11 +56,22 @@ impl Overlay {
         hold: Hold,
     ) -> Result<Attr> {
         match node {
+            // A name looked up by a program: opened (O_PATH) once, its status read through
+            // that descriptor, which it then keeps as its identity.
+            View::Real(r) if hold == Hold::All => {
+                let flags = libc::O_PATH | if r.tree_root { 0 } else { libc::O_NOFOLLOW };
+                let fd = Self::open_real(r, flags).map_err(walked)?;
+                let meta = Meta::from(&beneath::stat_at(fd.as_fd(), b"", false)?);
+                let ino = self.intern(Self::key_for(&meta, &r.tree), parent, name, count)?;
+                if (meta.is_dir() || meta.is_file()) && !self.held.lock().holds(ino) {
+                    self.keep(ino, r, fd.into(), &meta);
+                }
+                Ok(real_attr(ino, &meta))
+            }
             View::Real(r) => {
                 let meta = self.stat_real(r)?;
                 let ino = self.intern(Self::key_for(&meta, &r.tree), parent, name, count)?;
-                let wanted = meta.is_dir() || (meta.is_file() && hold == Hold::All);
-                if wanted && !self.held.lock().holds(ino) {
+                if meta.is_dir() && !self.held.lock().holds(ino) {
                     self.hold(ino, r, &meta);
                 }
                 Ok(real_attr(ino, &meta))
@@ -81,14 +92,18 @@ impl Overlay {
             return;
         };
         if beneath::identity(&f).ok() == Some((meta.dev, meta.ino)) {
-            let mut held = self.held.lock();
-            // Only a daemon that may open by handle (CAP_DAC_READ_SEARCH) keeps handles.
-            if crate::creds::switching() {
-                let name = r.name.as_deref().map_or(&b""[..], OsStrExt::as_bytes);
-                held.identify(ino, &r.anchor, name, meta.is_dir(), &r.tree);
-            }
-            held.hold(ino, f.into(), meta.is_dir(), &r.tree);
+            self.keep(ino, r, f.into(), meta);
         }
+    }
+
+    /// Keeps `fd`, open on the object `r` names, as the identity of `ino`, and its file handle
+    /// where the daemon may open by handle (CAP_DAC_READ_SEARCH).
+    fn keep(&self, ino: u64, r: &RealView, fd: OwnedFd, meta: &Meta) {
+        let mut held = self.held.lock();
+        if crate::creds::switching() {
+            held.identify(ino, &fd, &r.anchor, meta.is_dir(), &r.tree);
+        }
+        held.hold(ino, fd, meta.is_dir(), &r.tree);
     }
 
     /// Drops `n` lookups of `ino`; the inode goes at zero.
