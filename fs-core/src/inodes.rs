@@ -348,45 +348,49 @@ impl Inodes {
         let Some(slot) = self.slot(ino) else {
             return false;
         };
-        let (dev, i, tree) = match key {
-            Key::Real { dev, ino } => (dev, ino, NO_TREE),
-            Key::RealDir { dev, ino, tree } => {
-                let tree = match tree {
-                    None => 0,
-                    Some(path) => match self.trees.get(path) {
-                        Some(&id) => id,
-                        None => return false,
-                    },
-                };
-                (dev, ino, tree)
-            }
-            Key::Virtual(comps, link) => {
-                return self.slab[slot].key.view() == KeyView::Virtual(comps, link)
-            }
+        let view = match key {
+            Key::Virtual(comps, link) => Some(KeyView::Virtual(comps, link)),
+            real => self
+                .realm_of(real)
+                .map(|(realm, ino)| KeyView::Real { realm, ino }),
         };
-        self.realms
-            .get(&(dev, tree))
-            .is_some_and(|&realm| self.slab[slot].key.view() == KeyView::Real { realm, ino: i })
+        view.is_some_and(|v| self.slab[slot].key.view() == v)
+    }
+
+    /// A real key's tree number (0 for the base, [`NO_TREE`] for a non-directory), if known.
+    fn tree_of<'a>(&self, key: Key<'a>) -> Option<std::result::Result<u32, &'a str>> {
+        match key {
+            Key::Real { .. } => Some(Ok(NO_TREE)),
+            Key::RealDir { tree: None, .. } => Some(Ok(0)),
+            Key::RealDir {
+                tree: Some(path), ..
+            } => Some(self.trees.get(path).copied().ok_or(path)),
+            Key::Virtual(..) => None,
+        }
+    }
+
+    /// A real key's (realm, inode), if its tree and realm are known already.
+    fn realm_of(&self, key: Key<'_>) -> Option<(u32, u64)> {
+        let (Key::Real { dev, ino } | Key::RealDir { dev, ino, .. }) = key else {
+            return None;
+        };
+        let tree = self.tree_of(key)?.ok()?;
+        Some((*self.realms.get(&(dev, tree))?, ino))
     }
 
     fn view<'a>(&mut self, key: Key<'a>) -> Result<KeyView<'a>> {
-        let (dev, ino, tree) = match key {
-            Key::Real { dev, ino } => (dev, ino, NO_TREE),
-            Key::RealDir { dev, ino, tree } => {
-                let tree = match tree {
-                    None => 0,
-                    Some(path) => match self.trees.get(path) {
-                        Some(&id) => id,
-                        None => {
-                            let id = small_number(self.trees.len() + 1)?;
-                            self.trees.insert(path.into(), id);
-                            id
-                        }
-                    },
-                };
-                (dev, ino, tree)
-            }
+        let (dev, ino) = match key {
+            Key::Real { dev, ino } | Key::RealDir { dev, ino, .. } => (dev, ino),
             Key::Virtual(comps, link) => return Ok(KeyView::Virtual(comps, link)),
+        };
+        let tree = match self.tree_of(key) {
+            Some(Ok(id)) => id,
+            Some(Err(path)) => {
+                let id = small_number(self.trees.len() + 1)?;
+                self.trees.insert(path.into(), id);
+                id
+            }
+            None => return Err(Error::NotFound),
         };
         let realm = match self.realms.get(&(dev, tree)) {
             Some(&realm) => realm,

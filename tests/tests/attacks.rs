@@ -192,18 +192,16 @@ fn a_file_swapped_for_a_symlink_does_not_reach_its_target() {
     let t = Targets::new(&sb);
     let base = sb.path("base");
     let m = sb.mount(&format!("base: base\n{ALLOW_OTHER}"));
-    let (ok, out) = python_as_user(
-        m.mnt(),
-        SWAP_FILE,
-        &[
-            base.to_str().expect("utf-8"),
-            m.mnt().to_str().expect("utf-8"),
-            t.loose.to_str().expect("utf-8"),
-        ],
-    );
+    race_as_user(&m, SWAP_FILE, &[&base, m.mnt(), &t.loose]);
+    t.intact();
+}
+
+/// Runs the race `script` as the user with `args`; it must end and print `clean`.
+fn race_as_user(m: &Mount, script: &str, args: &[&Path]) {
+    let args: Vec<&str> = args.iter().map(|p| p.to_str().expect("utf-8")).collect();
+    let (ok, out) = python_as_user(m.mnt(), script, &args);
     assert!(ok, "{out}");
     assert_eq!(out.trim(), "clean", "{out}");
-    t.intact();
 }
 
 /// Swaps `pub/d` between the user's directory and a symlink to a root 0700 directory, in the
@@ -261,17 +259,7 @@ fn a_directory_swapped_for_a_symlink_does_not_reach_its_target() {
     let t = Targets::new(&sb);
     let base = sb.path("base");
     let m = sb.mount(&format!("base: base\n{ALLOW_OTHER}"));
-    let (ok, out) = python_as_user(
-        m.mnt(),
-        SWAP_DIR,
-        &[
-            base.to_str().expect("utf-8"),
-            m.mnt().to_str().expect("utf-8"),
-            t.dir.to_str().expect("utf-8"),
-        ],
-    );
-    assert!(ok, "{out}");
-    assert_eq!(out.trim(), "clean", "{out}");
+    race_as_user(&m, SWAP_DIR, &[&base, m.mnt(), &t.dir]);
     t.intact();
 }
 
@@ -331,16 +319,7 @@ fn rename_exchange_through_the_mount_does_not_reach_a_root_directory() {
     // No access to the base except through the mount.
     chmod(&sb.path("base"), 0o711);
     let m = sb.mount(&format!("base: base\n{ALLOW_OTHER}"));
-    let (ok, out) = python_as_user(
-        m.mnt(),
-        EXCHANGE,
-        &[
-            m.mnt().to_str().expect("utf-8"),
-            t.dir.to_str().expect("utf-8"),
-        ],
-    );
-    assert!(ok, "{out}");
-    assert_eq!(out.trim(), "clean", "{out}");
+    race_as_user(&m, EXCHANGE, &[m.mnt(), &t.dir]);
     t.intact();
     // Whatever the user made in the shared directory is theirs.
     for e in std::fs::read_dir(&shared).expect("list") {

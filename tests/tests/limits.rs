@@ -35,6 +35,40 @@ fn hard_nofile() -> usize {
         .expect("Max open files")
 }
 
+/// A python3 every user may run.
+fn python() -> Option<&'static str> {
+    ["/usr/bin/python3", "/usr/local/bin/python3"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+}
+
+/// Starts `script` as the user with `arg`, and reads the first line it prints (it then holds
+/// what it took until its stdin closes).
+fn hold_as_user(
+    python: &str,
+    script: &str,
+    arg: &std::path::Path,
+) -> (std::process::Child, String) {
+    let mut user = Command::new("setpriv")
+        .args([
+            &format!("--reuid={UID}"),
+            &format!("--regid={UID}"),
+            "--clear-groups",
+            python,
+            "-c",
+            script,
+        ])
+        .arg(arg)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    let mut out = std::io::BufReader::new(user.stdout.take().expect("stdout"));
+    std::io::BufRead::read_line(&mut out, &mut line).expect("report");
+    (user, line)
+}
+
 #[test]
 fn one_user_cannot_take_every_descriptor() {
     require_fuse!();
@@ -44,10 +78,7 @@ fn one_user_cannot_take_every_descriptor() {
     if fs_core::sys::geteuid() != 0 || tests::which("setpriv").is_none() {
         tests::skip!("needs root and setpriv");
     }
-    let Some(python) = ["/usr/bin/python3", "/usr/local/bin/python3"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-    else {
+    let Some(python) = python() else {
         tests::skip!("no python3");
     };
     let sb = Sandbox::new();
@@ -67,23 +98,7 @@ while len(held) < 100000:
         break
 sys.stdin.readline()
 "#;
-    let mut user = Command::new("setpriv")
-        .args([
-            &format!("--reuid={UID}"),
-            &format!("--regid={UID}"),
-            "--clear-groups",
-            python,
-            "-c",
-            script,
-        ])
-        .arg(m.at("f"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut line = String::new();
-    let mut out = std::io::BufReader::new(user.stdout.take().expect("stdout"));
-    std::io::BufRead::read_line(&mut out, &mut line).expect("report");
+    let (mut user, line) = hold_as_user(python, script, &m.at("f"));
     let words: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(words.first(), Some(&"stopped"), "{line}");
     assert_eq!(words.get(2), Some(&"EMFILE"), "{line}");
@@ -147,10 +162,7 @@ fn one_user_cannot_grow_the_daemon_with_open_listings() {
     if fs_core::sys::geteuid() != 0 || tests::which("setpriv").is_none() {
         tests::skip!("needs root and setpriv");
     }
-    let Some(python) = ["/usr/bin/python3", "/usr/local/bin/python3"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-    else {
+    let Some(python) = python() else {
         tests::skip!("no python3");
     };
     let sb = Sandbox::new();
@@ -163,23 +175,7 @@ fn one_user_cannot_grow_the_daemon_with_open_listings() {
     std::os::unix::fs::chown(&big, Some(UID), Some(UID)).expect("chown");
     let m = sb.mount("base: base\noptions:\n  allow_other: true\n");
     let before = rss_kib();
-    let mut user = Command::new("setpriv")
-        .args([
-            &format!("--reuid={UID}"),
-            &format!("--regid={UID}"),
-            "--clear-groups",
-            python,
-            "-c",
-            HOLD_LISTINGS,
-        ])
-        .arg(m.at("big"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut line = String::new();
-    let mut out = std::io::BufReader::new(user.stdout.take().expect("stdout"));
-    std::io::BufRead::read_line(&mut out, &mut line).expect("report");
+    let (mut user, line) = hold_as_user(python, HOLD_LISTINGS, &m.at("big"));
     let grown = rss_kib().saturating_sub(before);
     eprintln!("open listings: {} -> daemon grew {grown} KiB", line.trim());
     assert!(line.starts_with("held"), "{line}");
