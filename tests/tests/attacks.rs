@@ -420,6 +420,51 @@ impl Drop for Tmpfs {
     }
 }
 
+/// A user's shell that has `cd`'ed into a directory of the mount and waits to be told to run
+/// the rest of its script.
+struct CwdShell {
+    child: std::process::Child,
+    stdout: std::process::ChildStdout,
+    go: PathBuf,
+}
+
+impl CwdShell {
+    fn start(m: &Mount, cwd: &str, then: &str) -> CwdShell {
+        let go = m.sandbox().path("go");
+        let script = format!(
+            "cd {cwd} || exit 1; echo ready; while [ ! -e {} ]; do sleep 0.05; done; {then}",
+            go.display()
+        );
+        let mut child = Command::new("setpriv")
+            .args([
+                &format!("--reuid={UID}"),
+                &format!("--regid={UID}"),
+                "--clear-groups",
+                "sh",
+                "-c",
+                &script,
+            ])
+            .current_dir(m.mnt())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut stdout = child.stdout.take().expect("stdout");
+        let mut first = [0u8; 6];
+        std::io::Read::read_exact(&mut stdout, &mut first).expect("ready");
+        assert_eq!(&first, b"ready\n");
+        CwdShell { child, stdout, go }
+    }
+
+    /// Lets the shell go on; (success, what it printed after `ready`).
+    fn finish(mut self) -> (bool, String) {
+        std::fs::write(&self.go, "").expect("go");
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut self.stdout, &mut rest).expect("output");
+        (self.child.wait().expect("wait").success(), rest)
+    }
+}
+
 /// Polls `done` until it holds, failing the test at `limit`.
 fn wait_until(limit: Duration, what: &str, done: impl Fn() -> bool) {
     tests::poll::wait_until(limit, what, done);
@@ -554,30 +599,8 @@ fn a_cwd_in_an_entry_keeps_its_volume_after_a_lazy_unmount() {
         "base: base\n{ALLOW_OTHER}redirections:\n  - path: t\n    target: {}\n    as: transparent\n",
         vol.display()
     ));
-    // A shell with its cwd in the entry, told when to go on through a file.
-    let go = m.sandbox().path("go");
-    let script = format!(
-        "cd t/sub || exit 1; echo ready; while [ ! -e {} ]; do sleep 0.05; done; ls; echo new > created && echo created",
-        go.display()
-    );
-    let mut child = Command::new("setpriv")
-        .args([
-            &format!("--reuid={UID}"),
-            &format!("--regid={UID}"),
-            "--clear-groups",
-            "sh",
-            "-c",
-            &script,
-        ])
-        .current_dir(m.mnt())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut stdout = child.stdout.take().expect("stdout");
-    let mut first = [0u8; 6];
-    std::io::Read::read_exact(&mut stdout, &mut first).expect("ready");
-    assert_eq!(&first, b"ready\n");
+    // A shell with its cwd in the entry, told when to go on.
+    let shell = CwdShell::start(&m, "t/sub", "ls; echo new > created && echo created");
     drop(tmpfs);
     // Lazily unmounted: the volume is gone from the namespace, only held references reach it.
     wait_until(
@@ -589,11 +612,8 @@ fn a_cwd_in_an_entry_keeps_its_volume_after_a_lazy_unmount() {
                 .contains(vol.to_str().expect("utf-8"))
         },
     );
-    std::fs::write(&go, "").expect("go");
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stdout, &mut rest).expect("output");
-    let status = child.wait().expect("wait");
-    assert!(status.success(), "{rest}");
+    let (ok, rest) = shell.finish();
+    assert!(ok, "{rest}");
     assert!(
         rest.contains("on-volume"),
         "the cwd lost its volume: {rest}"
@@ -660,28 +680,11 @@ fn cwd_in_a_swapped_directory(others: usize) {
     std::fs::write(d.join("mine"), "my own").expect("write");
     chown_user(&d.join("mine"));
     let m = sb.mount(&format!("base: base\n{ALLOW_OTHER}"));
-    let go = m.sandbox().path("go");
-    let script = format!(
-        "cd pub/d || exit 1; echo ready; while [ ! -e {} ]; do sleep 0.05; done; ls; cat s.txt 2>/dev/null; echo new > created; echo end",
-        go.display()
+    let shell = CwdShell::start(
+        &m,
+        "pub/d",
+        "ls; cat s.txt 2>/dev/null; echo new > created; echo end",
     );
-    let mut child = Command::new("setpriv")
-        .args([
-            &format!("--reuid={UID}"),
-            &format!("--regid={UID}"),
-            "--clear-groups",
-            "sh",
-            "-c",
-            &script,
-        ])
-        .current_dir(m.mnt())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut stdout = child.stdout.take().expect("stdout");
-    let mut first = [0u8; 6];
-    std::io::Read::read_exact(&mut stdout, &mut first).expect("ready");
     for i in 0..others {
         std::fs::metadata(m.at("many").join(format!("f{i}"))).expect("stat");
     }
@@ -689,10 +692,7 @@ fn cwd_in_a_swapped_directory(others: usize) {
     let moved = m.sandbox().path("base/pub/d-old");
     std::fs::rename(&d, &moved).expect("rename");
     std::os::unix::fs::symlink(&t.dir, &d).expect("symlink");
-    std::fs::write(&go, "").expect("go");
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stdout, &mut rest).expect("output");
-    child.wait().expect("wait");
+    let (_, rest) = shell.finish();
     assert!(!rest.contains("ROOT-ONLY"), "{rest}");
     assert!(
         rest.contains("mine"),
