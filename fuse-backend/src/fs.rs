@@ -119,6 +119,9 @@ fn set_time(t: Option<TimeOrNow>) -> Option<SetTime> {
     })
 }
 
+/// The kernel's `__FMODE_EXEC` in FUSE open flags: the file is opened for execve.
+const FMODE_EXEC: i32 = 0x20;
+
 fn caller(req: &Request) -> Caller {
     Caller {
         uid: req.uid(),
@@ -489,7 +492,15 @@ impl Filesystem for FuseOverlay {
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         guarded("open", || {
-            match as_caller(caller(req), || self.overlay.open(ino.0, flags.0)) {
+            // An open for execve (__FMODE_EXEC) needs only execute permission, which the kernel
+            // has checked (default_permissions): the caller may lack the read permission an
+            // O_RDONLY open as them would demand, so the daemon opens it as itself.
+            let opened = if flags.0 & FMODE_EXEC != 0 {
+                self.overlay.open(ino.0, flags.0 & !FMODE_EXEC)
+            } else {
+                as_caller(caller(req), || self.overlay.open(ino.0, flags.0))
+            };
+            match opened {
                 Ok((fh, h)) => {
                     let fopen = NO_FLUSH;
                     let backed = self.attach_backing(fh, &h, |f| reply.open_backing(f));

@@ -209,3 +209,28 @@ fn unprivileged_writes_drop_setuid_and_setgid_as_on_a_local_disk() {
         }
     }
 }
+
+#[test]
+fn a_program_the_user_may_execute_but_not_read_runs_through_the_mount() {
+    require_fuse!();
+    if fs_core::sys::geteuid() != 0 {
+        tests::skip!("needs root to act as another user");
+    }
+    let sb = Sandbox::new();
+    open_up(&sb);
+    let prog = sb.file("base/prog", "");
+    std::fs::copy("/bin/true", &prog).expect("copy /bin/true");
+    std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o711)).expect("chmod");
+    let m = sb.mount("base: base\noptions:\n  allow_other: true\n");
+    let Some((ok, out)) = as_user(
+        m.mnt(),
+        "./prog && echo ran; cat prog >/dev/null 2>&1 || echo unreadable",
+    ) else {
+        tests::skip!("no setpriv");
+    };
+    assert!(ok, "{out}");
+    assert_eq!(
+        out, "ran\nunreadable\n",
+        "as natively: executable, not readable"
+    );
+}
