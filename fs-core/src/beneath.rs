@@ -298,21 +298,6 @@ pub fn raise_descriptor_limit() -> u64 {
     lim.rlim_cur
 }
 
-/// Changes the owner of the object `fd` is open on (an `O_PATH` descriptor will do; a symlink's
-/// descriptor changes the link itself).
-///
-/// # Errors
-/// The OS error.
-pub fn chown(fd: BorrowedFd<'_>, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
-    let (u, g) = (uid.unwrap_or(u32::MAX), gid.unwrap_or(u32::MAX));
-    // SAFETY: "" is a valid C string; `fd` is a live descriptor.
-    let r = unsafe { libc::fchownat(fd.as_raw_fd(), c"".as_ptr(), u, g, libc::AT_EMPTY_PATH) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 fn fstat(fd: &impl AsRawFd) -> io::Result<libc::stat> {
     let mut st = std::mem::MaybeUninit::<libc::stat>::zeroed();
     // SAFETY: `st` is a buffer of the size fstat writes; `fd` is a live descriptor.

@@ -51,12 +51,12 @@ impl Overlay {
         // verified parent without following a symlink, and only if it is still `ino`. Mode and
         // size go through `/proc/self/fd/N`, which reaches exactly that inode; owner and times
         // through the name, which their calls do not follow.
-        let held = self.held.lock().get(ino);
         let object = match (&h, &r) {
             (None, Some(r))
                 if set.mode.is_some() || set.size.is_some() || set.kill_suidgid.is_some() =>
             {
-                match &held {
+                let held = self.held.lock().get(ino);
+                match held {
                     Some(fd) => Some(File::from(fd.try_clone()?)),
                     None => Some(self.open_verified(ino, r, libc::O_PATH)?),
                 }

@@ -34,13 +34,12 @@ impl Overlay {
     /// ReadOnly for writes to read-only nodes; the OS error otherwise.
     pub fn open(&self, ino: u64, flags: i32) -> Result<(u64, Arc<Handle>)> {
         let writes = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
-        let held = self.held.lock().get(ino);
         let (_, node) = match self.node_of(ino) {
             Ok(n) => n,
             // The kernel's inode lost its last name (replaced by a rename through the mount):
             // a reader that resolved it first opens it, as natively; otherwise the kernel looks
             // the path up again rather than failing the open.
-            Err(Error::NotFound) => match held {
+            Err(Error::NotFound) => match self.held.lock().get(ino) {
                 Some(fd) if !writes => {
                     let file = sys::open(&beneath::fd_path(&*fd), open_flags(flags), 0)?;
                     return self.register(file, ino, None);
@@ -63,12 +62,13 @@ impl Overlay {
         // The kernel opens an inode it resolved, never a symlink: the name opened without
         // following a symlink (it could reach another file, or this mount itself) if it still
         // holds that inode, or else the file held since the lookup.
-        let opened = match (self.open_verified(ino, &r, flags), held) {
+        let opened = match self.open_verified(ino, &r, flags) {
             // The name no longer holds that file: the one held since the lookup is opened.
-            (Err(e), Some(fd)) if is_stale(&e) => {
-                sys::open(&beneath::fd_path(&*fd), flags, 0).map_err(Error::Os)
-            }
-            (opened, _) => opened,
+            Err(e) if is_stale(&e) => match self.held.lock().get(ino) {
+                Some(fd) => sys::open(&beneath::fd_path(&*fd), flags, 0).map_err(Error::Os),
+                None => Err(e),
+            },
+            opened => opened,
         };
         let file = match opened {
             Ok(f) => f,

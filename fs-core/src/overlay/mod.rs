@@ -481,24 +481,13 @@ impl Overlay {
             Via::Itself(ino) => match itself {
                 Some(fd) => Some((fd, None)),
                 None if r.tree_root => None,
-                None => match (self.inodes.read().parent_of(ino), rel.file_name()) {
-                    (Some(parent), Some(name)) => self
-                        .held
-                        .lock()
-                        .dir(parent, &tree)
-                        .map(|fd| (fd, Some(name.to_owned()))),
-                    _ => None,
-                },
+                None => {
+                    let parent = self.inodes.read().parent_of(ino);
+                    parent.and_then(|p| self.in_held_dir(p, &tree, rel))
+                }
             },
             Via::Parent(_) if r.tree_root => None,
-            Via::Parent(parent) => match rel.file_name() {
-                Some(name) => self
-                    .held
-                    .lock()
-                    .dir(parent, &tree)
-                    .map(|fd| (fd, Some(name.to_owned()))),
-                None => None,
-            },
+            Via::Parent(parent) => self.in_held_dir(parent, &tree, rel),
         };
         let root = self.root(table, r.root)?;
         let (anchor, name) = match held {
@@ -523,6 +512,18 @@ impl Overlay {
             counters: r.via.and_then(|e| table.counters(e)).cloned(),
             real: r.real,
         })
+    }
+
+    /// `rel`'s last name in the held directory `parent` of `tree`, if it is held.
+    fn in_held_dir(
+        &self,
+        parent: u64,
+        tree: &Tree,
+        rel: &Path,
+    ) -> Option<(Arc<OwnedFd>, Option<OsString>)> {
+        let name = rel.file_name()?.to_owned();
+        let fd = self.held.lock().dir(parent, tree)?;
+        Some((fd, Some(name)))
     }
 
     /// The verified parent of `rel` beneath `root`, and its last name (`None` for the root).
@@ -658,12 +659,12 @@ impl Overlay {
                 }
                 Ok(a)
             }
-            View::Real(_) if self.held.lock().get(ino).is_some() => {
-                let fd = self.held.lock().get(ino).ok_or(Error::NotFound)?;
-                let st = beneath::stat_at(fd.as_fd(), b"", false)?;
-                Ok(real_attr(ino, &Meta::from(&st)))
-            }
             View::Real(r) => {
+                let held = self.held.lock().get(ino);
+                if let Some(fd) = held {
+                    let st = beneath::stat_at(fd.as_fd(), b"", false)?;
+                    return Ok(real_attr(ino, &Meta::from(&st)));
+                }
                 let meta = self.stat_real(r)?;
                 // The name may hold another object than `ino` now (replaced behind the mount):
                 // its attributes are not `ino`'s, and ESTALE makes the kernel look again.
